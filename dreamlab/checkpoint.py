@@ -1,0 +1,119 @@
+"""Checkpoints that are written atomically and loaded without unpickling arbitrary objects.
+
+A checkpoint is a nested structure of dicts, lists and tuples holding tensors, NumPy arrays and plain Python
+values. It is saved with ``torch.save`` and read back with ``torch.load(weights_only=True)``, whose restricted
+unpickler accepts only tensors and primitive containers; NumPy arrays are stored as tensors and restored on load.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from dreamlab.files import atomic_write_bytes
+
+FORMAT_VERSION = 1
+_NDARRAY_TAG = "__ndarray__"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is missing, damaged, or belongs to a different run configuration."""
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        if value.dtype == object:
+            raise TypeError("object arrays cannot be checkpointed")
+        return {_NDARRAY_TAG: torch.from_numpy(np.ascontiguousarray(value).copy())}
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu()
+    if isinstance(value, dict):
+        return {k: _encode(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_encode(v) for v in value)
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    raise TypeError(f"cannot checkpoint a value of type {type(value).__name__}")
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, dict):
+        if set(value) == {_NDARRAY_TAG}:
+            return value[_NDARRAY_TAG].numpy()
+        return {k: _decode(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_decode(v) for v in value)
+    return value
+
+
+def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
+    """Write ``state`` to ``path`` atomically: an interrupted save leaves the previous checkpoint intact."""
+    buffer = io.BytesIO()
+    torch.save({"dreamlab_checkpoint": FORMAT_VERSION, "state": _encode(state)}, buffer)
+    return atomic_write_bytes(path, buffer.getvalue())
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a checkpoint written by :func:`save_checkpoint`; tensors land on ``map_location``."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # torch raises many types for damaged files; all mean the same here
+        raise CheckpointError(f"{path}: corrupt or not a dreamlab checkpoint ({type(err).__name__}: {err})") from err
+    if not isinstance(payload, dict) or payload.get("dreamlab_checkpoint") != FORMAT_VERSION:
+        raise CheckpointError(f"{path}: not a dreamlab checkpoint of format {FORMAT_VERSION}")
+    return _decode(payload["state"])
+
+
+# Fields that describe where or how a run executes, not what it computes: they may change between a run and its
+# resumption.
+_RUN_ONLY_FIELDS = {"device", "run_dir", "results_dir", "log_grads", "workers", "ray_address"}
+
+
+class Checkpointer:
+    """Save and resume one run's state in ``run_dir/checkpoint.pt``, guarding against resuming another config.
+
+    Fields listed in the config class's ``RESUMABLE_FIELDS`` (typically budgets such as epochs or generations)
+    and the run-only fields (device, paths, workers) may differ on resume; any other difference is an error
+    naming the fields, because the saved state would not mean what the new config says.
+    """
+
+    def __init__(self, run_dir: str | os.PathLike, config: Any, filename: str = "checkpoint.pt"):
+        self.path = Path(run_dir) / filename
+        self.config = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
+        self._may_change = _RUN_ONLY_FIELDS | set(getattr(config, "RESUMABLE_FIELDS", ()))
+
+    def exists(self) -> bool:
+        return self.path.is_file()
+
+    def load(self, map_location: str | torch.device = "cpu") -> dict[str, Any] | None:
+        """The saved state, or ``None`` when this run has no checkpoint yet."""
+        if not self.exists():
+            return None
+        saved = load_checkpoint(self.path, map_location)
+        saved_config = saved.get("config", {})
+        differing = sorted(
+            key
+            for key in set(saved_config) | set(self.config)
+            if key not in self._may_change and saved_config.get(key) != self.config.get(key)
+        )
+        if differing:
+            details = ", ".join(f"{k}: {saved_config.get(k)!r} -> {self.config.get(k)!r}" for k in differing)
+            raise CheckpointError(
+                f"{self.path} was written by a run with a different config ({details}); "
+                "use another --run_dir or delete the checkpoint to start afresh"
+            )
+        return saved["state"]
+
+    def save(self, state: dict[str, Any]) -> Path:
+        return save_checkpoint(self.path, {"config": self.config, "state": state})

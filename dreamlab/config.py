@@ -1,0 +1,136 @@
+"""Experiment configs: dataclasses with named presets, exposed as a command line.
+
+Every experiment defines ``@dataclass class XConfig(RunConfig)`` and a ``PRESETS`` dict mapping preset names
+(at least ``smoke``, ``fast`` and ``paper``) to field overrides. ``parse_config`` turns that pair into a CLI:
+``--preset NAME`` picks the base values, then any field can be overridden as ``--field value``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar, TypeVar
+
+REQUIRED_PRESETS = ("smoke", "fast", "paper")
+
+
+@dataclasses.dataclass
+class RunConfig:
+    """Fields every run has: which preset it came from, seeding, device, precision and where it writes."""
+
+    preset: str = "fast"
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    dtype: str = "float32"  # float64 to chase NaNs and Infs
+    run_dir: str = ""  # checkpoints and working files; default runs/<experiment>/<name>
+    results_dir: str = "results"  # committed results: results/<module>/<name>.json and figures
+    name: str = ""  # result name; default derived from the experiment and preset
+    log_grads: bool = False  # log per-parameter gradient norms and name any NaN/Inf gradient
+
+    # Fields that may change when a run resumes from its checkpoint (budgets, typically).
+    RESUMABLE_FIELDS: ClassVar[tuple[str, ...]] = ()
+
+
+C = TypeVar("C", bound=RunConfig)
+
+
+def _field_types(cls: type) -> dict[str, Any]:
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def _check_presets(cls: type, presets: Mapping[str, Mapping[str, Any]]) -> None:
+    missing = [p for p in REQUIRED_PRESETS if p not in presets]
+    if missing:
+        raise ValueError(f"{cls.__name__} presets lack {missing}; every experiment needs {list(REQUIRED_PRESETS)}")
+    names = {f.name for f in dataclasses.fields(cls)}
+    for preset, overrides in presets.items():
+        unknown = sorted(set(overrides) - names)
+        if unknown:
+            raise ValueError(f"preset {preset!r} of {cls.__name__} sets unknown field(s) {unknown}")
+
+
+def make_config(cls: type[C], presets: Mapping[str, Mapping[str, Any]], preset: str = "fast", **overrides: Any) -> C:
+    """Build a config from a named preset plus overrides (the notebook and test entry point)."""
+    _check_presets(cls, presets)
+    if preset not in presets:
+        raise ValueError(f"unknown preset {preset!r}; choose from {sorted(presets)}")
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(overrides) - names)
+    if unknown:
+        raise ValueError(f"{cls.__name__} has no field(s) {unknown}; fields are {sorted(names)}")
+    values = {**presets[preset], **overrides, "preset": preset}
+    return cls(**values)
+
+
+def _parse_bool(text: str) -> bool:
+    lowered = text.lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise argparse.ArgumentTypeError(f"expected a boolean, got {text!r}")
+
+
+def _converter(annotation: Any):
+    """An argparse ``type=`` for a dataclass field annotation (scalars, Optional scalars, tuples of scalars)."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        inner = [a for a in args if a is not type(None)]
+        base = _converter(inner[0])
+        return lambda text: None if text.lower() == "none" else base(text)
+    if origin is tuple:
+        element = _converter(args[0])
+        return lambda text: tuple(element(part) for part in text.split(",") if part)
+    if annotation is bool:
+        return _parse_bool
+    if annotation in (int, float, str):
+        return annotation
+    raise TypeError(f"unsupported config field type {annotation!r}")
+
+
+def parse_config(
+    cls: type[C],
+    presets: Mapping[str, Mapping[str, Any]],
+    argv: Sequence[str] | None = None,
+    description: str | None = None,
+) -> C:
+    """Parse ``--preset NAME --field value ...`` into a config; ``--help`` lists fields with their defaults."""
+    _check_presets(cls, presets)
+    parser = argparse.ArgumentParser(description=description or cls.__doc__)
+    parser.add_argument("--preset", default="fast", choices=sorted(presets), help="named set of values (default fast)")
+    types = _field_types(cls)
+    defaults = cls()
+    for field in dataclasses.fields(cls):
+        if field.name == "preset":
+            continue
+        annotation = types[field.name]
+        default_text = getattr(defaults, field.name)
+        if annotation is bool:
+            parser.add_argument(
+                f"--{field.name}",
+                action=argparse.BooleanOptionalAction,
+                default=None,
+                help=f"(class default {default_text})",
+            )
+        else:
+            parser.add_argument(
+                f"--{field.name}",
+                type=_converter(annotation),
+                default=None,
+                metavar=field.name.upper(),
+                help=f"(class default {default_text!r})",
+            )
+    args = parser.parse_args(sys.argv[1:] if argv is None else list(argv))
+    overrides = {k: v for k, v in vars(args).items() if k != "preset" and v is not None}
+    return make_config(cls, presets, args.preset, **overrides)
+
+
+def config_dict(config: RunConfig) -> dict[str, Any]:
+    """The config as plain JSON-ready values."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()}

@@ -1,0 +1,79 @@
+"""Atomic writes (temp file + rename) and checked loading of array files.
+
+A reader never sees half a file: everything is written to a temporary file in the target's folder and moved over
+the target with ``os.replace``, which is atomic on POSIX and Windows.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+import zipfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` so that the file is either the old one or the complete new one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
+    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
+
+
+def atomic_savez(path: str | os.PathLike, compress: bool = True, **arrays: np.ndarray) -> Path:
+    """Save arrays as one ``.npz`` atomically (compressed by default)."""
+    buffer = io.BytesIO()
+    (np.savez_compressed if compress else np.savez)(buffer, **arrays)
+    return atomic_write_bytes(path, buffer.getvalue())
+
+
+def load_npz(path: str | os.PathLike, keys: Iterable[str] | None = None) -> dict[str, np.ndarray]:
+    """Load every array of an ``.npz`` into memory, with an error naming the file if it is missing or damaged.
+
+    ``keys`` lists arrays that must be present. Pickled object arrays are refused.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {name: data[name] for name in data.files}
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as err:
+        raise ValueError(f"{path}: truncated or corrupt .npz file ({err})") from err
+    missing = [k for k in (keys or ()) if k not in arrays]
+    if missing:
+        raise ValueError(f"{path}: missing array(s) {missing}; found {sorted(arrays)}")
+    return arrays

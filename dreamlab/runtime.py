@@ -1,0 +1,58 @@
+"""Where and in what precision a run computes, and how it is seeded."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import torch
+
+_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def resolve_device(spec: str | torch.device = "auto") -> torch.device:
+    """Turn ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` into a device that exists on this machine.
+
+    ``auto`` picks the first CUDA device when there is one, else the CPU.
+    """
+    if isinstance(spec, torch.device):
+        spec = str(spec)
+    spec = spec.strip().lower()
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if spec == "cpu":
+        return torch.device("cpu")
+    if spec == "cuda" or spec.startswith("cuda:"):
+        index_text = spec.partition(":")[2]
+        if index_text and not index_text.isdigit():
+            raise ValueError(f"unknown device {spec!r}: expected auto, cpu, cuda or cuda:N")
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {spec!r} requested but CUDA is not available on this machine; use --device cpu")
+        index = int(index_text) if index_text else 0
+        if index >= torch.cuda.device_count():
+            count = torch.cuda.device_count()
+            raise ValueError(f"device {spec!r} requested but this machine has {count} CUDA device(s)")
+        return torch.device("cuda", index)
+    raise ValueError(f"unknown device {spec!r}: expected auto, cpu, cuda or cuda:N")
+
+
+def resolve_dtype(name: str | torch.dtype) -> torch.dtype:
+    """``float32`` (default) or ``float64`` (for chasing NaNs and Infs at twice the cost)."""
+    if isinstance(name, torch.dtype):
+        if name in _DTYPES.values():
+            return name
+        raise ValueError(f"unsupported dtype {name}: expected float32 or float64")
+    try:
+        return _DTYPES[name]
+    except KeyError:
+        raise ValueError(f"unknown dtype {name!r}: expected one of {sorted(_DTYPES)}") from None
+
+
+def seed_everything(seed: int) -> np.random.Generator:
+    """Seed Python, NumPy and torch (all devices) and return a NumPy generator for the run's own draws."""
+    if not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return np.random.default_rng(seed)

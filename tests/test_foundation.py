@@ -1,0 +1,247 @@
+"""The shared machinery: device/dtype, configs and presets, atomic files, checkpoints, results, NaN catching."""
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from dreamlab.checkpoint import Checkpointer, CheckpointError, load_checkpoint, save_checkpoint
+from dreamlab.config import RunConfig, make_config, parse_config
+from dreamlab.files import atomic_savez, atomic_write_text, load_npz
+from dreamlab.grad_monitor import GradientMonitor, NonFiniteGradientError, NonFiniteLossError, check_finite
+from dreamlab.parallel import WorkerPool
+from dreamlab.results import CurveLog, StageTimer, write_result
+from dreamlab.runtime import resolve_device, resolve_dtype, seed_everything
+
+
+@dataclasses.dataclass
+class ToyConfig(RunConfig):
+    width: int = 8
+    epochs: int = 3
+    lr: float = 1e-3
+    layers: tuple[int, ...] = (4, 4)
+    limit: int | None = None
+    augment: bool = False
+
+    RESUMABLE_FIELDS = ("epochs",)
+
+
+PRESETS = {"smoke": {"width": 2}, "fast": {}, "paper": {"width": 64, "layers": (128, 128)}}
+
+
+def test_devices_and_dtypes():
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("auto").type in {"cpu", "cuda"}
+    for bad in ("tpu", "cuda:x", "gpu0"):
+        with pytest.raises(ValueError, match="unknown device"):
+            resolve_device(bad)
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            resolve_device("cuda:0")
+    assert resolve_dtype("float64") is torch.float64
+    with pytest.raises(ValueError, match="unknown dtype"):
+        resolve_dtype("float16x")
+
+
+def test_seeding_reproduces_draws():
+    a = (seed_everything(3).random(), torch.rand(1).item())
+    b = (seed_everything(3).random(), torch.rand(1).item())
+    assert a == b
+
+
+def test_cli_presets_and_overrides():
+    config = parse_config(
+        ToyConfig, PRESETS, ["--preset", "paper", "--lr", "0.5", "--layers", "1,2,3", "--augment", "--limit", "7"]
+    )
+    assert (config.preset, config.width, config.lr, config.layers, config.augment, config.limit) == (
+        "paper",
+        64,
+        0.5,
+        (1, 2, 3),
+        True,
+        7,
+    )
+    assert parse_config(ToyConfig, PRESETS, ["--preset", "smoke", "--limit", "none"]).limit is None
+    with pytest.raises(SystemExit):
+        parse_config(ToyConfig, PRESETS, ["--preset", "huge"])
+    with pytest.raises(SystemExit):
+        parse_config(ToyConfig, PRESETS, ["--widht", "3"])
+
+
+def test_make_config_errors_name_the_problem():
+    assert make_config(ToyConfig, PRESETS, "smoke", lr=2.0).width == 2
+    with pytest.raises(ValueError, match="unknown preset 'nope'"):
+        make_config(ToyConfig, PRESETS, "nope")
+    with pytest.raises(ValueError, match="no field"):
+        make_config(ToyConfig, PRESETS, "fast", widht=3)
+    with pytest.raises(ValueError, match="paper"):
+        make_config(ToyConfig, {"smoke": {}, "fast": {}}, "fast")
+
+
+def test_atomic_write_leaves_no_temp_files(tmp_path):
+    target = tmp_path / "sub" / "a.txt"
+    atomic_write_text(target, "one")
+    atomic_write_text(target, "two")
+    assert target.read_text() == "two"
+    assert os.listdir(target.parent) == ["a.txt"]
+
+
+def test_npz_round_trip_and_damage_named(tmp_path):
+    path = atomic_savez(tmp_path / "r.npz", frames=np.zeros((3, 4), np.uint8), actions=np.arange(3))
+    assert load_npz(path, keys=["frames", "actions"])["actions"].tolist() == [0, 1, 2]
+    with pytest.raises(ValueError, match="missing array"):
+        load_npz(path, keys=["rewards"])
+    path.write_bytes(path.read_bytes()[:40])
+    with pytest.raises(ValueError, match="r.npz: truncated or corrupt"):
+        load_npz(path)
+    with pytest.raises(FileNotFoundError, match="nope.npz"):
+        load_npz(tmp_path / "nope.npz")
+
+
+def test_checkpoint_round_trip_with_numpy_and_rng(tmp_path):
+    rng = np.random.default_rng(5)
+    rng.random(3)
+    model = nn.Linear(3, 2)
+    state = {
+        "model": model.state_dict(),
+        "array": np.arange(6.0).reshape(2, 3),
+        "rng": rng.bit_generator.state,
+        "torch_rng": torch.get_rng_state(),
+        "history": [1, 2.5, "x", None, (True, 3)],
+    }
+    save_checkpoint(tmp_path / "c.pt", state)
+    loaded = load_checkpoint(tmp_path / "c.pt")
+    np.testing.assert_array_equal(loaded["array"], state["array"])
+    restored = np.random.default_rng()
+    restored.bit_generator.state = loaded["rng"]
+    assert restored.random() == rng.random()
+    other = nn.Linear(3, 2)
+    other.load_state_dict(loaded["model"])
+    torch.testing.assert_close(other.weight, model.weight)
+    assert loaded["history"] == state["history"]
+
+
+def test_checkpoint_refuses_pickled_objects_and_corruption(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("echo pwned",))
+
+    torch.save({"dreamlab_checkpoint": 1, "state": Evil()}, tmp_path / "evil.pt")
+    with pytest.raises(CheckpointError, match="evil.pt"):
+        load_checkpoint(tmp_path / "evil.pt")
+    save_checkpoint(tmp_path / "ok.pt", {"x": torch.ones(1000)})
+    data = (tmp_path / "ok.pt").read_bytes()
+    (tmp_path / "cut.pt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="cut.pt: corrupt"):
+        load_checkpoint(tmp_path / "cut.pt")
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        load_checkpoint(tmp_path / "missing.pt")
+    with pytest.raises(TypeError, match="cannot checkpoint"):
+        save_checkpoint(tmp_path / "bad.pt", {"x": object()})
+
+
+def test_checkpointer_guards_config(tmp_path):
+    config = make_config(ToyConfig, PRESETS, "fast")
+    assert Checkpointer(tmp_path, config).load() is None
+    Checkpointer(tmp_path, config).save({"step": 3})
+    longer = dataclasses.replace(config, epochs=10, device="cpu")  # budgets and devices may change on resume
+    assert Checkpointer(tmp_path, longer).load() == {"step": 3}
+    wider = dataclasses.replace(config, width=9)
+    with pytest.raises(CheckpointError, match="width: 8 -> 9"):
+        Checkpointer(tmp_path, wider).load()
+
+
+def test_result_file_fields(tmp_path):
+    config = make_config(ToyConfig, PRESETS, "smoke")
+    timer = StageTimer()
+    with timer.stage("train"):
+        pass
+    path = write_result(
+        "toy",
+        "run1",
+        experiment="toy",
+        config=config,
+        metrics={"acc": np.float32(0.5)},
+        wall_seconds=1.25,
+        stages=timer.seconds,
+        results_dir=tmp_path,
+    )
+    record = json.loads(path.read_text())
+    assert path == tmp_path / "toy" / "run1.json"
+    assert set(record) >= {"experiment", "command", "git_commit", "wall_seconds", "machine", "config", "metrics"}
+    assert record["config"]["layers"] == [4, 4] and record["metrics"]["acc"] == 0.5
+    assert "train" in record["stage_seconds"] and record["machine"]["cpu_count"] >= 1
+
+
+def test_curve_log_survives_resume(tmp_path):
+    log = CurveLog()
+    log.append(step=0, loss=1.0)
+    log.append(step=1, loss=0.5, extra=2)
+    resumed = CurveLog()
+    resumed.load_state_dict(log.state_dict())
+    resumed.append(step=2, loss=0.25)
+    text = resumed.to_csv(tmp_path / "c.csv").read_text().splitlines()
+    assert text[0] == "step,loss,extra" and len(text) == 4 and resumed.column("loss") == [1.0, 0.5, 0.25]
+
+
+def test_nan_loss_and_gradients_are_named():
+    with pytest.raises(NonFiniteLossError, match="M loss"):
+        check_finite(torch.tensor(float("nan")), "M loss")
+    model = nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 1))
+    monitor = GradientMonitor(model)
+    model(torch.ones(1, 2)).sum().backward()
+    assert set(monitor.check()) == {"0.weight", "0.bias", "1.weight", "1.bias"}
+    model[1].weight.grad[0, 0] = float("inf")
+    with pytest.raises(NonFiniteGradientError, match=r"1\.weight") as err:
+        monitor.check()
+    assert "0.weight" not in str(err.value)
+
+
+def square(x: int) -> int:
+    return x * x
+
+
+def test_worker_pool_local_processes_and_in_process():
+    with WorkerPool(workers=0) as pool:
+        assert pool.map(square, range(5)) == [0, 1, 4, 9, 16]
+    with WorkerPool(workers=2) as pool:
+        assert pool.map(square, range(10)) == [i * i for i in range(10)]
+    with pytest.raises(ValueError, match="workers"):
+        WorkerPool(workers=-1)
+
+
+def test_float64_switch_reaches_experiment(tmp_path):
+    script = Path(__file__).resolve().parents[1] / "experiments" / "mdn_toy.py"
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(script),
+            "--preset",
+            "smoke",
+            "--steps",
+            "20",
+            "--dtype",
+            "float64",
+            "--device",
+            "cpu",
+            "--results_dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    record = json.loads((tmp_path / "mdn" / "mdn_toy_smoke.json").read_text())
+    assert record["config"]["dtype"] == "float64"
+    bad = subprocess.run(
+        [sys.executable, str(script), "--preset", "smoke", "--device", "tpu"], capture_output=True, text=True
+    )
+    assert bad.returncode != 0 and "unknown device 'tpu'" in bad.stderr
