@@ -1,0 +1,342 @@
+"""Many PixelCopter games advanced by one numpy computation: a native gymnasium ``VectorEnv``.
+
+Each game keeps only what varies between games: the player's y and momentum, the block ahead and the block just
+passed, the step count since reset and a ring of terrain heights. Column positions are the same in every game at
+the same step count, so collisions, scoring and drawing of terrain read a precomputed
+:class:`~dreamlab.envs.pixelcopter.rules.TerrainSchedule` instead of moving 61 columns per game.
+
+Seeding guarantee: game ``i`` owns one ``np.random.Generator`` and consumes it exactly as
+:class:`~dreamlab.envs.pixelcopter.env.PixelCopterEnv` consumes ``np_random``. After ``reset(seed=s)``, game ``i``
+plays the same games (observations, rewards, terminations for the same actions) as a ``PixelCopterEnv`` reset
+with ``seed=s + i`` and then reset without a seed after every episode - gymnasium's ``SyncVectorEnv`` convention.
+A list of seeds seeds game ``i`` with ``seeds[i]``; ``None`` (or no seed) keeps a game's generator running, or
+draws fresh entropy the first time.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.utils import seeding
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+
+from dreamlab.envs.pixelcopter import rules as R
+from dreamlab.envs.pixelcopter.env import STATE_KEYS, check_render_mode, observation_space
+
+_RING = 64  # terrain heights per game, indexed by global column index mod 64 (at most 61 columns are alive)
+_ROWS = np.arange(R.HEIGHT, dtype=np.int8)[None, :, None]
+_PIXELS = R.HEIGHT * R.WIDTH
+
+
+class PixelCopterVectorEnv(VectorEnv):
+    """``num_envs`` PixelCopter games stepped together; the rules of :class:`PixelCopterEnv`, vectorised.
+
+    Observations are (num_envs, 48, 48, 3) uint8 (``obs_type="pixels"``, drawn in one batch) or (num_envs, 7)
+    float32 game states. ``autoreset_mode`` is gymnasium's: ``NEXT_STEP`` (default; the step after an episode
+    ends returns the new game's first observation with reward 0), ``SAME_STEP`` (the new game starts in the
+    same step; ``info["final_obs"]`` holds the last observations) or ``DISABLED`` (reset finished games with
+    ``reset(options={"reset_mask": mask})``). ``max_episode_steps`` truncates episodes, as ``TimeLimit`` does.
+    ``uniform_buffer`` uniforms are drawn ahead per game so that draws for many games are one gather.
+    """
+
+    def __init__(
+        self,
+        num_envs: int,
+        obs_type: str = "pixels",
+        render_mode: str | None = None,
+        max_episode_steps: int | None = None,
+        autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
+        uniform_buffer: int = 1024,
+    ) -> None:
+        if not isinstance(num_envs, int | np.integer) or num_envs < 1:
+            raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}")
+        if max_episode_steps is not None and max_episode_steps < 1:
+            raise ValueError(f"max_episode_steps must be a positive integer or None, got {max_episode_steps!r}")
+        if uniform_buffer < R.BLOCK_DRAWS + R.TERRAIN_DRAWS:
+            raise ValueError(f"uniform_buffer must hold one reset's draws (>= 51), got {uniform_buffer}")
+        check_render_mode(render_mode)
+        try:
+            autoreset_mode = AutoresetMode(autoreset_mode)
+        except ValueError as error:
+            modes = [m.value for m in AutoresetMode]
+            raise ValueError(f"unknown autoreset_mode {autoreset_mode!r}; choose from {modes}") from error
+        self.schedule = R.terrain_schedule()
+        if self.schedule.max_alive > _RING:
+            raise RuntimeError(f"{self.schedule.max_alive} live columns do not fit the terrain ring of {_RING}")
+
+        n = int(num_envs)
+        self.num_envs = n
+        self.obs_type = obs_type
+        self.render_mode = render_mode
+        self.max_episode_steps = max_episode_steps
+        self.autoreset_mode = autoreset_mode
+        self.metadata = {"render_modes": ["rgb_array"], "render_fps": R.FPS, "autoreset_mode": autoreset_mode}
+        self.single_observation_space = observation_space(obs_type)
+        self.observation_space = batch_space(self.single_observation_space, n)
+        self.single_action_space = gym.spaces.Discrete(2)
+        self.action_space = batch_space(self.single_action_space, n)
+
+        self._t = np.zeros(n, dtype=np.int64)
+        self._y = np.zeros(n)
+        self._vel = np.zeros(n)
+        # Column 0: the block ahead (always present); column 1: the block that last passed the player, kept
+        # (``_block_on``) until it leaves the screen. PLE never holds more than these two: a passed block is
+        # gone ~32 steps after passing, while a new one needs >= 50 steps to reach the player.
+        self._block_x = np.zeros((n, 2))
+        self._block_y = np.zeros((n, 2))
+        self._block_on = np.zeros((n, 2), dtype=bool)
+        self._ring = np.zeros((n, _RING))
+        self._ring_base = np.arange(n, dtype=np.int64) * _RING
+        self._needs_reset = np.zeros(n, dtype=bool)
+        self._started = False
+
+        self._generators: list[np.random.Generator | None] = [None] * n
+        self._uniforms = np.zeros((n, uniform_buffer))
+        self._cursor = np.full(n, uniform_buffer, dtype=np.int64)
+
+    # ----------------------------------------------------------------------------------------------- randomness
+    def _refill_uniforms(self, env: int) -> None:
+        """Move game ``env``'s unread uniforms to the front of its buffer and draw the rest from its generator."""
+        size = self._uniforms.shape[1]
+        unread = size - self._cursor[env]
+        self._uniforms[env, :unread] = self._uniforms[env, self._cursor[env] :]
+        self._uniforms[env, unread:] = self._generators[env].random(size - unread)
+        self._cursor[env] = 0
+
+    def _take(self, envs: np.ndarray, count: int) -> np.ndarray:
+        """The next ``count`` uniforms of each game in ``envs`` (distinct indices), shape (len(envs), count)."""
+        cursor = self._cursor[envs]
+        short = cursor + count > self._uniforms.shape[1]
+        if short.any():
+            for env in envs[short]:
+                self._refill_uniforms(int(env))
+            cursor = self._cursor[envs]
+        self._cursor[envs] = cursor + count
+        return self._uniforms[envs[:, None], cursor[:, None] + np.arange(count)]
+
+    # ------------------------------------------------------------------------------------------------- the game
+    def _reset_games(self, envs: np.ndarray) -> None:
+        """PLE's init() for the games ``envs``: a block first, then the first terrain batch (columns 0..47)."""
+        u = self._take(envs, R.BLOCK_DRAWS + R.TERRAIN_DRAWS)
+        self._block_x[envs, 0], self._block_y[envs, 0] = R.block_from_uniforms(u[:, 0], u[:, 1])
+        self._block_on[envs] = (True, False)
+        heights = R.terrain_from_uniforms(u[:, R.BLOCK_DRAWS], u[:, R.BLOCK_DRAWS + 1 :], R.FIRST_BATCH_X0)
+        self._ring[envs, : R.BATCH_SIZE] = heights
+        self._t[envs] = 0
+        self._y[envs] = R.PLAYER_START_Y
+        self._vel[envs] = 0.0
+        self._needs_reset[envs] = False
+
+    def _column_heights(self, envs: np.ndarray | slice, columns: np.ndarray, shift: np.ndarray) -> np.ndarray:
+        """Terrain heights of global columns ``columns + shift`` of games ``envs``; garbage where columns is -1."""
+        shift = shift.reshape(shift.shape + (1,) * (columns.ndim - 1))
+        base = self._ring_base[envs].reshape(shift.shape)
+        return self._ring.reshape(-1)[base + ((columns + shift) & (_RING - 1))]
+
+    def _advance(self, climb: np.ndarray, live: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One PLE step for every game; only ``live`` games draw randomness. Returns (reward, terminated)."""
+        # 1. the player
+        self._vel += np.where(climb, R.CLIMB_ACCEL, R.FALL_ACCEL)
+        self._vel *= R.MOMENTUM_DECAY
+        self._y += self._vel
+        # 2. scroll
+        self._block_x -= R.SCROLL
+        self._t += 1
+        row, shift = self.schedule.lookup(self._t)
+        player_top = R.rect_start(self._y, R.PLAYER_RECT_SIZE)[:, None]
+        # 3. a life per block touching the player
+        block_left = R.rect_start(self._block_x, R.BLOCK_WIDTH)
+        hit = (
+            self._block_on
+            & R.intervals_overlap(block_left, R.BLOCK_WIDTH, R.PLAYER_LEFT, R.PLAYER_RECT_SIZE)
+            & R.intervals_overlap(self._block_y - R.BLOCK_HEIGHT // 2, R.BLOCK_HEIGHT, player_top, R.PLAYER_RECT_SIZE)
+        ).any(axis=1)
+        # 4. ceiling and floor of the touching columns
+        columns = self.schedule.touch[row]
+        heights = self._column_heights(slice(None), columns, shift)
+        touching = (columns >= 0) & R.intervals_overlap(
+            heights - R.COLUMN_HEIGHT // 2, R.COLUMN_HEIGHT, player_top, R.PLAYER_RECT_SIZE
+        )
+        y = self._y[:, None]
+        crash = (y - R.PLAYER_HEIGHT <= heights - R.GAP_HALF) | (y >= heights + R.GAP_HALF)
+        hit |= (touching & crash).any(axis=1)
+        # 5. the passed block leaves at x <= -4 (it is first in PLE's group, so this happens before the pass
+        #    test); the block ahead pays when its centre reaches the player and no passed block remains
+        self._block_on[:, 1] &= self._block_x[:, 1] > -R.BLOCK_WIDTH
+        passed = live & (self._block_x[:, 0] <= R.PLAYER_X) & ~self._block_on[:, 1]
+        if passed.any():
+            envs = np.flatnonzero(passed)
+            self._block_x[envs, 1], self._block_y[envs, 1] = self._block_x[envs, 0], self._block_y[envs, 0]
+            self._block_on[envs, 1] = self._block_x[envs, 1] > -R.BLOCK_WIDTH
+            u = self._take(envs, R.BLOCK_DRAWS)
+            self._block_x[envs, 0], self._block_y[envs, 0] = R.block_from_uniforms(u[:, 0], u[:, 1])
+        # 6. columns leaving the screen pay; 7. out of bounds
+        reward = R.REWARD_PASS * (self.schedule.removed[row] + passed)
+        hit |= (self._y < R.MIN_Y) | (self._y > R.MAX_Y)
+        # 8. a new terrain batch
+        refill = live & (self.schedule.refill_base[row] >= 0)
+        if refill.any():
+            envs = np.flatnonzero(refill)
+            u = self._take(envs, R.TERRAIN_DRAWS)
+            first = self.schedule.refill_base[row[envs]] + shift[envs]
+            slots = (first[:, None] + np.arange(R.BATCH_SIZE)) & (_RING - 1)
+            self._ring[envs[:, None], slots] = R.terrain_from_uniforms(u[:, 0], u[:, 1:], R.REFILL_BATCH_X0)
+        reward += R.REWARD_LOSS * hit
+        return reward, hit
+
+    # ------------------------------------------------------------------------------------------- observations
+    def game_state(self) -> dict[str, np.ndarray]:
+        """PLE's ``getGameState()`` for every game: the keys of :meth:`PixelCopterEnv.game_state`, (num_envs,) each.
+
+        The first touching column is the first by x: every column's rect spans y from y_t - 36 <= -6 to
+        y_t + 36 >= 54, beyond anywhere a live player can be, so x-overlap decides touching.
+        """
+        self._check_started()
+        row, shift = self.schedule.lookup(self._t)
+        column_y = self._column_heights(slice(None), self.schedule.touch[row, 0], shift)
+        block_y = self._block_y[:, 0].astype(np.int64)
+        return {
+            "player_y": self._y.copy(),
+            "player_vel": self._vel.copy(),
+            "player_dist_to_ceil": self._y - (column_y - R.GAP_HALF),
+            "player_dist_to_floor": (column_y + R.GAP_HALF) - self._y,
+            "next_gate_dist_to_player": self._block_x[:, 0] - R.PLAYER_X,
+            "next_gate_block_top": block_y,
+            "next_gate_block_bottom": block_y + R.BLOCK_HEIGHT,
+        }
+
+    def _draw(self, envs: np.ndarray | None = None) -> np.ndarray:
+        """Screens of games ``envs`` (all by default), (n, 48, 48, 3) uint8, equal to PixelCopterEnv's drawing.
+
+        Terrain: a column sprite paints rows [y_t - 36, y_t - 12) and [y_t + 14, y_t + 36); with y_t in
+        [18, 30] the first starts above the screen and the second ends below it, so per pixel column the green
+        is rows < max(y_t) - 12 and rows >= min(y_t) + 14 over the (at most two) columns covering it. Blocks add
+        green; the player is white where nothing green covers it (PLE draws the player first, then blocks and
+        terrain in one colour).
+        """
+        envs = np.arange(self.num_envs) if envs is None else envs
+        n = len(envs)
+        row, shift = self.schedule.lookup(self._t[envs])
+        columns = self.schedule.cover[row]  # (n, W, 2)
+        sprite_top = self._column_heights(envs, columns, shift) - R.COLUMN_HEIGHT // 2
+        covered = columns >= 0
+        ceiling_end = np.where(covered, sprite_top + R.CEILING_SPRITE_ROWS[1], 0).max(axis=2).astype(np.int8)
+        floor_start = np.where(covered, sprite_top + R.FLOOR_SPRITE_ROWS[0], R.HEIGHT).min(axis=2).astype(np.int8)
+        green = (ceiling_end[:, None, :] > _ROWS) | (floor_start[:, None, :] <= _ROWS)
+        green_flat = green.reshape(-1)
+        base = np.arange(n, dtype=np.int64) * _PIXELS
+        on = self._block_on[envs]
+        block_left = R.rect_start(self._block_x[envs][on], R.BLOCK_WIDTH)
+        block_top = self._block_y[envs][on] - R.BLOCK_HEIGHT // 2
+        green_flat[_rect_pixels(base[on.nonzero()[0]], block_left, block_top, R.BLOCK_WIDTH, R.BLOCK_HEIGHT)] = True
+        # colour planes stacked: much faster than indexing a palette with (n, H, W) labels
+        green_u8 = green.view(np.uint8)
+        frame = np.stack([green_u8 * np.uint8(channel) for channel in R.GREEN], axis=-1)
+        size = R.PLAYER_RECT_SIZE
+        player = _rect_pixels(base, np.full(n, R.PLAYER_LEFT), R.rect_start(self._y[envs], size), size, size)
+        frame.reshape(-1, 3)[player[~green_flat[player]]] = R.WHITE
+        return frame
+
+    def _observe(self, envs: np.ndarray | None = None) -> np.ndarray:
+        if self.obs_type == "pixels":
+            return self._draw(envs)
+        state = self.game_state()
+        observation = np.stack([state[key] for key in STATE_KEYS], axis=1).astype(np.float32)
+        return observation if envs is None else observation[envs]
+
+    # ------------------------------------------------------------------------------------------ gymnasium API
+    def reset(
+        self,
+        *,
+        seed: int | list[int | None] | None = None,
+        options: dict[str, Any] | None = None,
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Reset all games, or those in ``options["reset_mask"]`` (bool array); seeding as in the module doc."""
+        n = self.num_envs
+        if seed is None:
+            seeds: list[int | None] = [None] * n
+        elif isinstance(seed, int | np.integer):
+            seeds = [int(seed) + i for i in range(n)]
+        else:
+            seeds = [None if s is None else int(s) for s in seed]
+            if len(seeds) != n:
+                raise ValueError(f"got {len(seeds)} seeds for {n} environments")
+        mask = np.ones(n, dtype=bool)
+        if options is not None and "reset_mask" in options:
+            mask = options["reset_mask"]
+            if not isinstance(mask, np.ndarray) or mask.dtype != np.bool_ or mask.shape != (n,):
+                raise ValueError(f"options['reset_mask'] must be a bool numpy array of shape ({n},), got {mask!r}")
+            if not self._started and not mask.all():
+                raise RuntimeError("the first reset() must reset every game; drop options['reset_mask']")
+        envs = np.flatnonzero(mask)
+        for env in envs:
+            if seeds[env] is not None or self._generators[env] is None:
+                self._generators[env] = seeding.np_random(seeds[env])[0]
+                self._cursor[env] = self._uniforms.shape[1]  # drop uniforms of the previous generator
+        self._reset_games(envs)
+        self._started = True
+        return self._observe(), {}
+
+    def step(self, actions) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        self._check_started()
+        actions = np.asarray(actions)
+        if actions.shape != (self.num_envs,):
+            raise ValueError(f"expected actions of shape ({self.num_envs},), got {actions.shape}")
+        climb = actions == R.ACTION_UP
+        if not (climb | (actions == R.ACTION_NOOP)).all():
+            raise ValueError(f"actions must be 0 (up) or 1 (no-op), got values {np.unique(actions)}")
+
+        if self.autoreset_mode == AutoresetMode.DISABLED and self._needs_reset.any():
+            finished = np.flatnonzero(self._needs_reset)
+            raise RuntimeError(
+                f"games {finished.tolist()} have ended and autoreset is disabled; "
+                "reset them with reset(options={'reset_mask': mask})"
+            )
+        resetting = self._needs_reset.copy() if self.autoreset_mode == AutoresetMode.NEXT_STEP else None
+        live = np.ones(self.num_envs, dtype=bool) if resetting is None else ~resetting
+        reward, terminated = self._advance(climb, live)
+        truncated = (
+            np.zeros(self.num_envs, dtype=bool) if self.max_episode_steps is None else self._t >= self.max_episode_steps
+        )
+        info: dict[str, Any] = {}
+        if resetting is not None:
+            if resetting.any():
+                envs = np.flatnonzero(resetting)
+                self._reset_games(envs)
+                reward[envs] = 0.0
+                terminated[envs] = False
+                truncated[envs] = False
+            self._needs_reset = terminated | truncated
+        elif self.autoreset_mode == AutoresetMode.SAME_STEP:
+            done = terminated | truncated
+            if done.any():
+                envs = np.flatnonzero(done)
+                final = np.full(self.num_envs, None, dtype=object)
+                for env, observation in zip(envs, self._observe(envs), strict=True):
+                    final[env] = observation
+                self._reset_games(envs)
+                info = {"final_obs": final, "_final_obs": done, "final_info": {}, "_final_info": done.copy()}
+        else:
+            self._needs_reset = terminated | truncated
+        return self._observe(), reward, terminated, truncated, info
+
+    def render(self) -> tuple[np.ndarray, ...] | None:
+        if self.render_mode != "rgb_array":
+            return None
+        self._check_started()
+        return tuple(self._draw())
+
+    def _check_started(self) -> None:
+        if not self._started:
+            raise RuntimeError("call reset() before stepping or observing PixelCopterVectorEnv")
+
+
+def _rect_pixels(base: np.ndarray, left: np.ndarray, top: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Flat indices of the on-screen pixels of one width x height rect per image at offset ``base``."""
+    rows = top.astype(np.int64)[:, None, None] + np.arange(height)[None, :, None]
+    cols = left.astype(np.int64)[:, None, None] + np.arange(width)[None, None, :]
+    visible = (rows >= 0) & (rows < R.HEIGHT) & (cols >= 0) & (cols < R.WIDTH)
+    return (base[:, None, None] + rows * R.WIDTH + cols)[visible]
