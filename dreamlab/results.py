@@ -26,14 +26,14 @@ from dreamlab.files import atomic_write_json, atomic_write_text
 
 
 def git_commit(repo: str | os.PathLike | None = None) -> str:
-    """HEAD's hash, suffixed ``-dirty`` when tracked files differ from it; ``unknown`` outside a checkout."""
+    """HEAD's hash, suffixed ``-dirty`` when the work tree differs from it (untracked files included)."""
     cwd = Path(repo) if repo else Path(__file__).resolve().parent
     try:
         head = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True, timeout=10
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            ["git", "status", "--porcelain"],
             cwd=cwd,
             capture_output=True,
             text=True,
