@@ -77,7 +77,16 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
 
 # Fields that describe where or how a run executes, not what it computes: they may change between a run and its
 # resumption.
-_RUN_ONLY_FIELDS = {"device", "run_dir", "results_dir", "log_grads", "workers", "ray_address"}
+_RUN_ONLY_FIELDS = {
+    "device",
+    "run_dir",
+    "results_dir",
+    "log_grads",
+    "workers",
+    "ray_address",
+    "torch_threads",
+    "threads",
+}
 
 
 class Checkpointer:
