@@ -1,0 +1,55 @@
+"""Adversarial losses on discriminator logits.
+
+- ``bce``: the non-saturating GAN loss of Goodfellow et al. (2014): D minimises
+  -[t log sigmoid(D(x)) + log(1 - sigmoid(D(G(z))))] and G minimises -log sigmoid(D(G(z))). Real targets t are
+  smoothed one-sidedly (Salimans et al., 2016, "Improved Techniques for Training GANs", sec. 3.4): drawn from
+  U[0.9, 1] as in the SNcGAN setup, fake targets stay 0.
+- ``hinge``: Lim & Ye (2017) / Miyato et al. (2018, eq. 16-17): D minimises E[relu(1 - D(x))] + E[relu(1 + D(G(z)))],
+  G minimises -E[D(G(z))].
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+LOSSES = ("bce", "hinge")
+
+
+def smoothed_real_targets(
+    n: int, low: float = 0.9, high: float = 1.0, *, generator: torch.Generator | None = None, like: torch.Tensor
+) -> torch.Tensor:
+    """One-sided label smoothing: real-image targets drawn uniformly from [low, high]."""
+    if not 0.0 <= low <= high <= 1.0:
+        raise ValueError(f"label smoothing range must satisfy 0 <= low <= high <= 1, got [{low}, {high}]")
+    u = torch.rand(n, generator=generator, dtype=like.dtype).to(like.device)
+    return low + (high - low) * u
+
+
+def discriminator_loss(
+    real_logits: torch.Tensor,
+    fake_logits: torch.Tensor,
+    kind: str = "bce",
+    real_targets: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """D's loss on a batch of real and a batch of generated logits; ``real_targets`` default to 1 (bce only)."""
+    if kind == "bce":
+        if real_targets is None:
+            real_targets = torch.ones_like(real_logits)
+        real = F.binary_cross_entropy_with_logits(real_logits, real_targets)
+        fake = F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
+        return real + fake
+    if kind == "hinge":
+        if real_targets is not None:
+            raise ValueError("label smoothing applies to the bce loss only, not hinge")
+        return F.relu(1.0 - real_logits).mean() + F.relu(1.0 + fake_logits).mean()
+    raise ValueError(f"unknown GAN loss {kind!r}; choose from {LOSSES}")
+
+
+def generator_loss(fake_logits: torch.Tensor, kind: str = "bce") -> torch.Tensor:
+    """G's loss on D's logits for generated images (non-saturating for bce)."""
+    if kind == "bce":
+        return F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
+    if kind == "hinge":
+        return -fake_logits.mean()
+    raise ValueError(f"unknown GAN loss {kind!r}; choose from {LOSSES}")

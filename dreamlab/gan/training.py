@@ -1,0 +1,162 @@
+"""The GAN variants behind one switch, and one alternating D/G update (Goodfellow et al., 2014, Algorithm 1)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from dreamlab.gan.losses import LOSSES, discriminator_loss, generator_loss, smoothed_real_targets
+from dreamlab.gan.networks import Discriminator, Generator, init_dcgan_weights
+from dreamlab.grad_monitor import GradientMonitor, check_finite
+
+
+@dataclass(frozen=True)
+class VariantSpec:
+    """What distinguishes one GAN variant from another."""
+
+    conditional: bool  # G and D see y
+    conditioning: str  # how D sees y: concat | projection | none
+    spectral: bool  # spectral norm on every D layer
+    d_batchnorm: bool  # batch norm in D's hidden layers (DCGAN)
+
+
+VARIANTS: dict[str, VariantSpec] = {
+    # SNcGAN (Mufti et al., 2019): conditional, y concatenated in D, spectral norm everywhere in D.
+    "sncgan": VariantSpec(conditional=True, conditioning="concat", spectral=True, d_batchnorm=False),
+    # The same conditional GAN without spectral norm: the ablation the SNcGAN target is measured against.
+    "cgan": VariantSpec(conditional=True, conditioning="concat", spectral=False, d_batchnorm=False),
+    # SN-GAN (Miyato et al., 2018): unconditional, spectral norm.
+    "sngan": VariantSpec(conditional=False, conditioning="none", spectral=True, d_batchnorm=False),
+    # DCGAN (Radford et al., 2016): unconditional, batch norm in D.
+    "dcgan": VariantSpec(conditional=False, conditioning="none", spectral=False, d_batchnorm=True),
+    # Projection discriminator (Miyato & Koyama, 2018) with spectral norm.
+    "projection": VariantSpec(conditional=True, conditioning="projection", spectral=True, d_batchnorm=False),
+}
+
+
+def variant_spec(variant: str) -> VariantSpec:
+    try:
+        return VARIANTS[variant]
+    except KeyError:
+        raise ValueError(f"unknown GAN variant {variant!r}; choose from {sorted(VARIANTS)}") from None
+
+
+class GANTrainer:
+    """Generator, discriminator and their Adam optimisers for one variant, updated one D step then one G step."""
+
+    def __init__(
+        self,
+        variant: str,
+        cond_dim: int,
+        image_size: int,
+        *,
+        channels: int = 3,
+        z_dim: int = 64,
+        g_width: int = 64,
+        d_width: int = 64,
+        loss: str = "bce",
+        label_smoothing: tuple[float, float] = (0.9, 1.0),
+        lr: float = 2e-4,
+        betas: tuple[float, float] = (0.5, 0.999),
+        device: torch.device | str = "cpu",
+        dtype: torch.dtype = torch.float32,
+        log_grads: bool = False,
+    ):
+        if loss not in LOSSES:
+            raise ValueError(f"unknown GAN loss {loss!r}; choose from {LOSSES}")
+        self.variant, self.spec = variant, variant_spec(variant)
+        self.loss, self.label_smoothing = loss, label_smoothing
+        self.cond_dim = cond_dim if self.spec.conditional else 0
+        self.z_dim, self.device, self.dtype = z_dim, torch.device(device), dtype
+        self.generator = Generator(z_dim, self.cond_dim, image_size, channels, g_width)
+        self.discriminator = Discriminator(
+            self.cond_dim,
+            image_size,
+            channels,
+            d_width,
+            conditioning=self.spec.conditioning,
+            spectral=self.spec.spectral,
+            batchnorm=self.spec.d_batchnorm,
+        )
+        init_dcgan_weights(self.generator)
+        init_dcgan_weights(self.discriminator)
+        self.generator.to(self.device, dtype)
+        self.discriminator.to(self.device, dtype)
+        self.g_optimizer = torch.optim.Adam(self.generator.parameters(), lr=lr, betas=betas)
+        self.d_optimizer = torch.optim.Adam(self.discriminator.parameters(), lr=lr, betas=betas)
+        self.g_monitor = GradientMonitor(self.generator) if log_grads else None
+        self.d_monitor = GradientMonitor(self.discriminator) if log_grads else None
+
+    def _condition(self, y: torch.Tensor | None) -> torch.Tensor | None:
+        return y.to(self.device, self.dtype) if self.spec.conditional else None
+
+    def sample_z(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        return torch.randn(n, self.z_dim, generator=generator, dtype=self.dtype).to(self.device)
+
+    def step(self, real: torch.Tensor, y: torch.Tensor, generator: torch.Generator | None = None) -> dict[str, float]:
+        """One D update on (real, G(z, y)) then one G update; y are the real batch's labels, reused for the fakes."""
+        real = real.to(self.device, self.dtype)
+        cond = self._condition(y)
+        n = real.shape[0]
+        self.generator.train()
+        self.discriminator.train()
+
+        z = self.sample_z(n, generator)
+        with torch.no_grad():
+            fake = self.generator(z, cond)
+        real_logits = self.discriminator(real, cond)
+        fake_logits = self.discriminator(fake, cond)
+        targets = None
+        if self.loss == "bce":
+            low, high = self.label_smoothing
+            targets = smoothed_real_targets(n, low, high, generator=generator, like=real_logits)
+        d_loss = check_finite(discriminator_loss(real_logits, fake_logits, self.loss, targets), "discriminator loss")
+        self.d_optimizer.zero_grad(set_to_none=True)
+        d_loss.backward()
+        if self.d_monitor is not None:
+            self.d_monitor.check()
+        self.d_optimizer.step()
+
+        z = self.sample_z(n, generator)
+        fake_logits_g = self.discriminator(self.generator(z, cond), cond)
+        g_loss = check_finite(generator_loss(fake_logits_g, self.loss), "generator loss")
+        self.g_optimizer.zero_grad(set_to_none=True)
+        g_loss.backward()
+        if self.g_monitor is not None:
+            self.g_monitor.check()
+        self.g_optimizer.step()
+        return {
+            "d_loss": d_loss.item(),
+            "g_loss": g_loss.item(),
+            "d_real": torch.sigmoid(real_logits).mean().item(),
+            "d_fake": torch.sigmoid(fake_logits).mean().item(),
+        }
+
+    @torch.no_grad()
+    def generate(self, z: torch.Tensor, y: torch.Tensor | None = None, batch_size: int = 256) -> torch.Tensor:
+        """Images in [-1, 1] for codes z (n, z_dim) and conditions y (n, C), with batch norm in inference mode."""
+        self.generator.eval()
+        cond = self._condition(y) if y is not None else None
+        if self.spec.conditional and cond is None:
+            raise ValueError(f"variant {self.variant!r} is conditional: generate() needs y")
+        out = []
+        for start in range(0, z.shape[0], batch_size):
+            chunk = cond[start : start + batch_size] if cond is not None else None
+            out.append(self.generator(z[start : start + batch_size].to(self.device, self.dtype), chunk))
+        return torch.cat(out)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "generator": self.generator.state_dict(),
+            "discriminator": self.discriminator.state_dict(),
+            "g_optimizer": self.g_optimizer.state_dict(),
+            "d_optimizer": self.d_optimizer.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.generator.load_state_dict(state["generator"])
+        self.discriminator.load_state_dict(state["discriminator"])
+        self.g_optimizer.load_state_dict(state["g_optimizer"])
+        self.d_optimizer.load_state_dict(state["d_optimizer"])

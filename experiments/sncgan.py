@@ -1,0 +1,344 @@
+"""Conditional GANs on labelled images: SNcGAN and its baselines, judged by an attribute classifier.
+
+python experiments/sncgan.py --preset fast --variant sncgan      # embedded coloured sprites, no download
+python experiments/sncgan.py --preset fast --variant cgan        # the same GAN without spectral norm
+python experiments/sncgan.py --variant sncgan --data folder --data_root ~/celeba --attributes list_attr_celeba.txt
+
+Interrupted runs resume from runs/gan/<name>/checkpoint.pt when started again with the same arguments (``--steps``
+may be raised to train further).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import ClassVar
+
+import torch
+
+from dreamlab.checkpoint import Checkpointer, load_checkpoint, save_checkpoint
+from dreamlab.config import RunConfig, parse_config
+from dreamlab.figures import save_figure
+from dreamlab.gan.conditioning import attribute_sweep, slerp
+from dreamlab.gan.data import LabelledImages, tensor_to_images
+from dreamlab.gan.evaluation import (
+    AttributeClassifier,
+    attribute_accuracy,
+    feature_fid,
+    train_attribute_classifier,
+)
+from dreamlab.gan.plots import curves_figure, labelled_grid
+from dreamlab.gan.training import VARIANTS, GANTrainer
+from dreamlab.results import CurveLog, StageTimer, write_result
+from dreamlab.runtime import resolve_device, resolve_dtype, seed_everything
+
+
+@dataclasses.dataclass
+class SNcGANConfig(RunConfig):
+    """A (conditional) GAN variant trained on labelled images and judged by an attribute classifier."""
+
+    variant: str = "sncgan"  # sncgan | cgan | sngan | dcgan | projection
+    loss: str = "bce"  # bce (one-sided label smoothing on real targets) | hinge
+    data: str = "sprites"  # sprites (embedded, rendered by dreamlab) | folder (image folder + attribute table)
+    data_root: str = ""  # folder of images (data=folder)
+    attributes: str = ""  # attribute table inside data_root: list_attr_celeba.txt format or a CSV of labels
+    n_images: int = 20000  # sprites to render (data=sprites)
+    held_out: float = 0.1  # fraction kept from GAN and classifier training, used for evaluation
+    image_size: int = 32  # sprites are rendered at 64x64 and area-resampled to this size
+    z_dim: int = 64
+    g_width: int = 16
+    d_width: int = 16
+    batch_size: int = 64
+    steps: int = 3000  # D/G update pairs
+    lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    smooth_low: float = 0.9  # real targets ~ U[smooth_low, 1] (bce only)
+    classifier_epochs: int = 6
+    classifier_batch_size: int = 64
+    classifier_lr: float = 2e-3
+    max_train_minutes: float = 25.0  # stop (checkpointed, resumable) after this much training time; 0 = no limit
+    eval_every: int = 250  # steps between G snapshots, each judged after training on eval_during samples
+    eval_during: int = 1000
+    checkpoint_every: int = 250
+    log_every: int = 25
+
+    RESUMABLE_FIELDS: ClassVar[tuple[str, ...]] = (
+        "steps",
+        "eval_every",
+        "checkpoint_every",
+        "log_every",
+        "max_train_minutes",
+    )
+
+
+PRESETS = {
+    "smoke": {
+        "n_images": 600,
+        "steps": 30,
+        "batch_size": 16,
+        "g_width": 16,
+        "d_width": 16,
+        "classifier_epochs": 1,
+        "eval_every": 15,
+        "eval_during": 50,
+        "checkpoint_every": 10,
+        "log_every": 5,
+    },
+    "fast": {},
+    "paper": {
+        "image_size": 64,
+        "n_images": 50000,
+        "g_width": 64,
+        "d_width": 64,
+        "steps": 30000,
+        "classifier_epochs": 10,
+        "eval_every": 1000,
+        "max_train_minutes": 0.0,
+    },
+}
+
+
+def load_data(config: SNcGANConfig) -> LabelledImages:
+    if config.data == "sprites":
+        from dreamlab.data.sprites import ColouredSprites
+
+        return LabelledImages.from_dataset(
+            ColouredSprites(config.n_images, seed=config.seed, size=64), config.image_size
+        )
+    if config.data == "folder":
+        if not config.data_root:
+            raise ValueError("--data folder needs --data_root (a folder of images) and --attributes (its label table)")
+        from dreamlab.data.images import ImageFolder
+
+        folder = ImageFolder(config.data_root, config.image_size, attributes=config.attributes or None)
+        return LabelledImages.from_dataset(folder, config.image_size)
+    raise ValueError(f"unknown data {config.data!r}; choose sprites or folder")
+
+
+def data_name(config: SNcGANConfig) -> str:
+    return "sprites" if config.data == "sprites" else Path(config.data_root.rstrip("/")).name or "folder"
+
+
+def get_classifier(
+    config: SNcGANConfig, train: LabelledImages, held: LabelledImages, device: torch.device, dtype: torch.dtype
+) -> tuple[AttributeClassifier, dict[str, float]]:
+    """The judge, trained once per dataset/split and shared by every variant so their metrics are comparable."""
+    key = (
+        f"{data_name(config)}_n{len(train) + len(held)}_s{config.image_size}_seed{config.seed}"
+        f"_e{config.classifier_epochs}_b{config.classifier_batch_size}_lr{config.classifier_lr:g}"
+    )
+    path = Path("runs/gan/classifiers") / f"{key}.pt"
+    classifier = AttributeClassifier(train.codec.sizes).to(device, dtype)
+    if path.is_file():
+        saved = load_checkpoint(path)
+        classifier.load_state_dict(saved["model"])
+        return classifier, saved["held_out_accuracy"]
+    generator = torch.Generator().manual_seed(config.seed + 7)
+    losses = train_attribute_classifier(
+        classifier,
+        train.images.to(dtype),
+        train.labels,
+        epochs=config.classifier_epochs,
+        batch_size=config.classifier_batch_size,
+        lr=config.classifier_lr,
+        generator=generator,
+    )
+    accuracy = attribute_accuracy(classifier, held.images.to(device, dtype), held.labels, held.codec)
+    save_checkpoint(path, {"model": classifier.state_dict(), "held_out_accuracy": accuracy, "losses": losses})
+    return classifier, accuracy
+
+
+def evaluate(
+    trainer: GANTrainer, classifier: AttributeClassifier, held: LabelledImages, z: torch.Tensor, dtype: torch.dtype
+) -> tuple[dict[str, float], float]:
+    """Conditioning accuracy of G(z, y_held) and feature-FID against the held-out real images."""
+    n = z.shape[0]
+    y = held.codec.encode(held.labels[:n])
+    fake = trainer.generate(z, y)
+    accuracy = attribute_accuracy(classifier, fake, held.labels[:n], held.codec)
+    return accuracy, feature_fid(classifier, held.images[:n].to(fake.device, dtype), fake)
+
+
+def save_figures(
+    config: SNcGANConfig, name: str, trainer: GANTrainer, held: LabelledImages, losses: CurveLog, evals: CurveLog
+) -> None:
+    out = Path(config.results_dir) / "gan"
+    codec, columns = held.codec, 8
+    generator = torch.Generator().manual_seed(config.seed + 2)
+    z = trainer.sample_z(columns, generator)
+    base = held.labels[:columns]
+    if trainer.spec.conditional:
+        for a, attribute in enumerate(codec.names):
+            classes = codec.class_names[attribute]
+            labels = attribute_sweep(base, a, len(classes))
+            images = trainer.generate(z.repeat(len(classes), 1), codec.encode(labels))
+            title = f"{config.variant}: one row per {attribute}; each column keeps z and the other attributes"
+            save_figure(labelled_grid(tensor_to_images(images), classes, title), out / f"{name}_grid_{attribute}.png")
+    else:
+        images = trainer.generate(trainer.sample_z(4 * columns, generator))
+        fig = labelled_grid(tensor_to_images(images), [""] * 4, f"{config.variant}: unconditional samples")
+        save_figure(fig, out / f"{name}_grid.png")
+    rows = 6
+    ends = trainer.sample_z(2 * rows, generator)
+    z_path = torch.cat([slerp(ends[2 * r], ends[2 * r + 1], 10) for r in range(rows)])
+    y_path = codec.encode(held.labels[:rows].repeat_interleave(10, 0)) if trainer.spec.conditional else None
+    row_names = (
+        [
+            ", ".join(codec.class_names[k][int(c)] for k, c in zip(codec.names, held.labels[r], strict=True))
+            for r in range(rows)
+        ]
+        if trainer.spec.conditional
+        else [""] * rows
+    )
+    fig = labelled_grid(
+        tensor_to_images(trainer.generate(z_path, y_path)),
+        row_names,
+        f"{config.variant}: slerp between two codes at a fixed condition",
+    )
+    save_figure(fig, out / f"{name}_interpolation.png")
+    steps = losses.column("step")
+    fig = curves_figure(
+        {"D loss": (steps, losses.column("d_loss")), "G loss": (steps, losses.column("g_loss"))},
+        f"{config.variant} ({config.loss}) losses",
+        "loss",
+    )
+    save_figure(fig, out / f"{name}_losses.png")
+    fig = curves_figure(
+        {"feature-FID": (evals.column("step"), evals.column("feature_fid"))},
+        f"{config.variant}: feature-FID on {config.eval_during} samples",
+        "feature-FID",
+    )
+    save_figure(fig, out / f"{name}_fid.png")
+
+
+def main(argv: list[str] | None = None) -> dict:
+    config = parse_config(SNcGANConfig, PRESETS, argv, description=__doc__)
+    if config.variant not in VARIANTS:
+        raise ValueError(f"unknown variant {config.variant!r}; choose from {sorted(VARIANTS)}")
+    suffix = "" if config.preset == "fast" else f"_{config.preset}"
+    name = config.name or f"{config.variant}_{data_name(config)}{suffix}"
+    run_dir = Path(config.run_dir or f"runs/gan/{name}")
+    seed_everything(config.seed)
+    device, dtype = resolve_device(config.device), resolve_dtype(config.dtype)
+    timer = StageTimer()
+
+    with timer.stage("data"):
+        data = load_data(config)
+        train, held = data.split(config.held_out, torch.Generator().manual_seed(config.seed))
+    print(f"{len(train)} training / {len(held)} held-out images, {train.codec.dim}-dimensional condition")
+
+    trainer = GANTrainer(
+        config.variant,
+        train.codec.dim,
+        config.image_size,
+        z_dim=config.z_dim,
+        g_width=config.g_width,
+        d_width=config.d_width,
+        loss=config.loss,
+        label_smoothing=(config.smooth_low, 1.0),
+        lr=config.lr,
+        betas=(config.beta1, config.beta2),
+        device=device,
+        dtype=dtype,
+        log_grads=config.log_grads,
+    )
+    generator = torch.Generator().manual_seed(config.seed + 1)
+    losses, step = CurveLog(), 0
+    checkpointer = Checkpointer(run_dir, config)
+    saved = checkpointer.load()
+    if saved is not None:
+        trainer.load_state_dict(saved["trainer"])
+        generator.set_state(saved["generator"])
+        losses.load_state_dict(saved["losses"])
+        timer.load_state_dict(saved["timer"])
+        step = saved["step"]
+        print(f"resumed {name} at step {step} from {checkpointer.path}")
+
+    def checkpoint() -> None:
+        checkpointer.save(
+            {
+                "trainer": trainer.state_dict(),
+                "generator": generator.get_state(),
+                "step": step,
+                "losses": losses.state_dict(),
+                "timer": timer.state_dict(),
+            }
+        )
+
+    eval_z = trainer.sample_z(len(held), torch.Generator().manual_seed(config.seed + 3))
+    y_train = train.codec.encode(train.labels)
+    window: dict[str, float] = {}
+    while step < config.steps:
+        if config.max_train_minutes and timer.seconds.get("train", 0.0) > 60 * config.max_train_minutes:
+            print(f"stopping at step {step}: {config.max_train_minutes} training minutes used (resumable)")
+            checkpoint()
+            break
+        with timer.stage("train"):
+            index = torch.randint(len(train), (config.batch_size,), generator=generator)
+            stats = trainer.step(train.images[index], y_train[index], generator)
+        step += 1
+        for k, v in stats.items():
+            window[k] = window.get(k, 0.0) + v
+        if step % config.log_every == 0:
+            losses.append(step=step, **{k: v / config.log_every for k, v in window.items()})
+            window = {}
+        if step % config.eval_every == 0:
+            # Snapshots of G, judged after training: training never waits for (or depends on) the classifier.
+            save_checkpoint(run_dir / "snapshots" / f"generator_{step:07d}.pt", trainer.generator.state_dict())
+            print(f"step {step}: {stats}, {timer.seconds['train']:.0f}s training", flush=True)
+        if step % config.checkpoint_every == 0 or step == config.steps:
+            checkpoint()
+
+    with timer.stage("classifier"):
+        classifier, classifier_accuracy = get_classifier(config, train, held, device, dtype)
+    print(f"classifier held-out accuracy {classifier_accuracy}")
+    with timer.stage("evaluate"):
+        evals = CurveLog()
+        final_generator = {k: v.clone() for k, v in trainer.generator.state_dict().items()}
+        for path in sorted((run_dir / "snapshots").glob("generator_*.pt")):
+            trainer.generator.load_state_dict(load_checkpoint(path))
+            snapshot_accuracy, snapshot_fid = evaluate(trainer, classifier, held, eval_z[: config.eval_during], dtype)
+            snapshot_step = int(path.stem.split("_")[1])
+            accuracy_columns = {f"accuracy_{k}": v for k, v in snapshot_accuracy.items()}
+            evals.append(step=snapshot_step, feature_fid=snapshot_fid, **accuracy_columns)
+        trainer.generator.load_state_dict(final_generator)
+        accuracy, fid = evaluate(trainer, classifier, held, eval_z, dtype)
+        n_floor = min(len(train), len(held))
+        fid_floor = feature_fid(classifier, held.images.to(device, dtype), train.images[:n_floor].to(device, dtype))
+    out = Path(config.results_dir) / "gan"
+    losses.to_csv(out / f"{name}_losses.csv")
+    evals.to_csv(out / f"{name}_eval.csv")
+    with timer.stage("figures"):
+        save_figures(config, name, trainer, held, losses, evals)
+    metrics = {
+        "attribute_accuracy": accuracy,
+        "mean_attribute_accuracy": sum(accuracy.values()) / len(accuracy),
+        "min_attribute_accuracy": min(accuracy.values()),
+        "feature_fid": fid,
+        "feature_fid_real_vs_real": fid_floor,
+        "classifier_held_out_accuracy": classifier_accuracy,
+        "conditional": trainer.spec.conditional,
+        "evaluated_samples": len(held),
+        "steps": step,
+        "steps_planned": config.steps,
+        "train_seconds": timer.seconds.get("train", 0.0),
+    }
+    path = write_result(
+        "gan",
+        name,
+        experiment="sncgan",
+        config=config,
+        metrics=metrics,
+        wall_seconds=timer.total,
+        stages=timer.seconds,
+        results_dir=config.results_dir,
+    )
+    print(
+        f"{name}: feature-FID {fid:.3f} (real vs real {fid_floor:.3f}); attribute accuracy {accuracy}\nresult: {path}"
+    )
+    return metrics
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,119 @@
+"""SNcGAN networks: spectral norm bounds, conditioning paths, the projection term, variants."""
+
+import pytest
+import torch
+from torch import nn
+
+from dreamlab.gan.conditioning import AttributeCodec, attribute_sweep, slerp
+from dreamlab.gan.networks import Discriminator, Generator, projection_term, tile_condition
+from dreamlab.gan.training import VARIANTS, GANTrainer
+
+
+def _weight_matrix(module: nn.Module) -> torch.Tensor:
+    return module.weight.detach().reshape(module.weight.shape[0], -1)
+
+
+def test_spectral_norm_bounds_every_discriminator_layer_near_one():
+    torch.manual_seed(0)
+    d = Discriminator(cond_dim=5, image_size=16, width=8, conditioning="concat", spectral=True)
+    for m in d.modules():  # make the raw weights far from unit norm so the bound is not a coincidence
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            m.parametrizations.weight.original.data.mul_(25.0)
+    x, y = torch.randn(4, 3, 16, 16), torch.eye(5)[:4]
+    d.train()
+    for _ in range(30):  # one power iteration per training forward pass
+        d(x, y)
+    layers = [m for m in d.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    assert len(layers) == 3  # 16x16 -> 8x8 -> 4x4 convolutions and the output layer, every one normalised
+    for m in layers:
+        assert hasattr(m, "parametrizations"), f"{m} lacks spectral norm"
+        raw = torch.linalg.matrix_norm(m.parametrizations.weight.original.detach().reshape(m.weight.shape[0], -1), 2)
+        assert raw > 5.0
+        assert torch.linalg.matrix_norm(_weight_matrix(m), 2).item() == pytest.approx(1.0, abs=0.03)
+
+
+def test_concat_conditioning_needs_a_convolution_after_y():
+    with pytest.raises(ValueError, match="image_size >= 16"):
+        Discriminator(cond_dim=2, image_size=8, conditioning="concat")
+    Discriminator(cond_dim=2, image_size=8, conditioning="projection")
+
+
+def test_plain_cgan_discriminator_is_unconstrained():
+    d = Discriminator(cond_dim=5, image_size=16, width=8, spectral=False)
+    assert not any(hasattr(m, "parametrizations") for m in d.modules())
+
+
+def test_generator_shapes_and_condition_checks():
+    for size in (8, 32, 64):
+        g = Generator(z_dim=10, cond_dim=4, image_size=size, width=8)
+        out = g(torch.randn(3, 10), torch.eye(4)[:3])
+        assert out.shape == (3, 3, size, size)
+        assert out.abs().max() <= 1.0
+    with pytest.raises(ValueError, match="needs y"):
+        g(torch.randn(3, 10))
+    with pytest.raises(ValueError, match="power of two"):
+        Generator(10, 4, image_size=48)
+
+
+def test_concat_discriminator_tiles_y_after_first_conv_and_before_output():
+    c, width = 6, 8
+    d = Discriminator(cond_dim=c, image_size=32, width=width, conditioning="concat", spectral=False)
+    assert d.rest[0].in_channels == width + c
+    assert d.out.in_features == d.feature_dim + c
+    tiled = tile_condition(torch.arange(6.0).reshape(2, 3), 4, 5)
+    assert tiled.shape == (2, 3, 4, 5)
+    assert torch.equal(tiled[1, 2], torch.full((4, 5), 5.0))
+    x = torch.randn(2, 3, 32, 32)
+    d.eval()
+    y0, y1 = torch.eye(c)[[0, 0]], torch.eye(c)[[1, 1]]
+    assert not torch.allclose(d(x, y0), d(x, y1))  # y reaches the logit
+    with pytest.raises(ValueError, match="needs y"):
+        d(x)
+
+
+def test_projection_discriminator_is_psi_plus_inner_product():
+    torch.manual_seed(1)
+    c = 5
+    d = Discriminator(cond_dim=c, image_size=16, width=8, conditioning="projection", spectral=True).eval()
+    x = torch.randn(3, 3, 16, 16)
+    y = torch.eye(c)[[0, 2, 4]]
+    with torch.no_grad():
+        phi = d.rest(d.first(x))
+        expected = d.out(phi).squeeze(1) + (d.embed(y) * phi).sum(1)
+        assert torch.allclose(d(x, y), expected, atol=1e-5)
+        # y^T V phi(x) is linear in y and vanishes at y = 0 (eq. 3 of Miyato & Koyama).
+        base = d(x, torch.zeros(3, c))
+        assert torch.allclose(base, d.out(phi).squeeze(1), atol=1e-5)
+        ya, yb = torch.eye(c)[[1, 1, 1]], torch.eye(c)[[3, 3, 3]]
+        assert torch.allclose(d(x, ya + yb) - base, (d(x, ya) - base) + (d(x, yb) - base), atol=1e-4)
+    assert projection_term(torch.tensor([[1.0, 2.0]]), torch.tensor([[3.0, -1.0]])).item() == pytest.approx(1.0)
+
+
+def test_variants_switch():
+    for name, spec in VARIANTS.items():
+        trainer = GANTrainer(name, cond_dim=4, image_size=16, g_width=4, d_width=4, z_dim=3)
+        assert trainer.generator.cond_dim == (4 if spec.conditional else 0)
+        has_sn = any(hasattr(m, "parametrizations") for m in trainer.discriminator.modules())
+        assert has_sn == spec.spectral
+        assert trainer.discriminator.conditioning == spec.conditioning
+    with pytest.raises(ValueError, match="unknown GAN variant"):
+        GANTrainer("wgan", 4, 16)
+
+
+def test_attribute_codec_round_trip_and_sweep():
+    codec = AttributeCodec({"shape": ["a", "b", "c"], "colour": ["r", "g"]})
+    labels = torch.tensor([[0, 1], [2, 0]])
+    y = codec.encode(labels)
+    assert y.tolist() == [[1, 0, 0, 0, 1], [0, 0, 1, 1, 0]]
+    assert torch.equal(codec.decode(y), labels)
+    with pytest.raises(ValueError, match="out of range"):
+        codec.encode(torch.tensor([[3, 0]]))
+    swept = attribute_sweep(labels, 0, 3)
+    assert swept[:, 0].tolist() == [0, 0, 1, 1, 2, 2] and swept[:, 1].tolist() == [1, 0] * 3
+
+
+def test_slerp_endpoints_and_norm():
+    z0, z1 = torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0])
+    path = slerp(z0, z1, 5)
+    assert torch.allclose(path[0], z0) and torch.allclose(path[-1], z1)
+    assert torch.allclose(path.norm(dim=1), torch.ones(5), atol=1e-6)  # a great circle, not a chord
