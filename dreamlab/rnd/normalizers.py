@@ -1,0 +1,86 @@
+"""Running normalisation of the predictor's input and of the intrinsic reward (Burda et al., section 2.4).
+
+Both keep a :class:`~dreamlab.running_stats.RunningMeanStd` (the Bessel-corrected parallel merge of the seed post
+"Calculating running estimate of mean and standard deviation"), so their state is plain arrays for checkpoints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+
+from dreamlab.rnd.returns import discounted_return_filter
+from dreamlab.running_stats import RunningMeanStd
+
+
+class ObservationNormalizer:
+    """Whitens single frames for the RND networks: (x - mean) / std per pixel (or feature), clipped to +-clip.
+
+    The random target network would otherwise map every frame to nearly the same embedding (its inputs are
+    not centred) and the intrinsic reward would carry little information; the paper initialises the statistics
+    from random-policy steps before training and then updates them with every rollout.
+    """
+
+    def __init__(self, shape: tuple[int, ...], clip: float = 5.0, eps: float = 1e-8):
+        if clip <= 0:
+            raise ValueError(f"observation clip must be positive, got {clip}")
+        self.stats = RunningMeanStd(tuple(shape))
+        self.clip = clip
+        self.eps = eps
+
+    def update(self, frames: np.ndarray) -> None:
+        self.stats.update(frames)
+
+    def normalize(self, frames: np.ndarray) -> np.ndarray:
+        """(n, *shape) frames as float32, whitened and clipped; raises until the statistics have seen data."""
+        if self.stats.count < 2:
+            raise RuntimeError("observation statistics are empty; update() with random-policy frames first")
+        return self.stats.normalize(frames, clip=self.clip, eps=self.eps).astype(np.float32)
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.stats.state_dict()
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.stats.load_state_dict(state)
+
+
+class IntrinsicRewardNormalizer:
+    """Divides intrinsic rewards by the running std of the non-episodic discounted intrinsic return.
+
+    Each call folds a (T, N) rollout of raw rewards into the per-environment discounted sums R_t = gamma R_{t-1}
+    + r_t (carried across rollouts), merges all R_t into the running statistics, then scales the rewards by
+    1 / std. Only the scale changes: the mean is not subtracted, so novelty stays a positive reward.
+    """
+
+    def __init__(self, num_envs: int, gamma: float, eps: float = 1e-8):
+        self.gamma = gamma
+        self.eps = eps
+        self.discounted_return = np.zeros(num_envs, dtype=np.float64)
+        self.stats = RunningMeanStd(())
+
+    def __call__(self, rewards: np.ndarray) -> np.ndarray:
+        rewards = np.asarray(rewards, dtype=np.float64)
+        if rewards.ndim != 2 or rewards.shape[1] != self.discounted_return.shape[0]:
+            raise ValueError(f"expected rewards of shape (T, {self.discounted_return.shape[0]}), got {rewards.shape}")
+        returns, last = discounted_return_filter(
+            torch.from_numpy(rewards), torch.from_numpy(self.discounted_return), self.gamma
+        )
+        self.discounted_return = last.numpy()
+        self.stats.update(returns.numpy().reshape(-1))
+        return rewards / (self.stats.std + self.eps)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"discounted_return": self.discounted_return.copy(), "stats": self.stats.state_dict()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        discounted_return = np.asarray(state["discounted_return"], dtype=np.float64)
+        if discounted_return.shape != self.discounted_return.shape:
+            raise ValueError(
+                f"intrinsic-return state for {discounted_return.shape[0]} environments cannot load into "
+                f"{self.discounted_return.shape[0]}"
+            )
+        self.discounted_return = discounted_return
+        self.stats.load_state_dict(state["stats"])

@@ -1,0 +1,122 @@
+"""PPO + Random Network Distillation on PixelCopter from pixels, with or without the extrinsic reward.
+
+    python experiments/rnd_pixelcopter.py --preset fast                        # extrinsic + intrinsic
+    python experiments/rnd_pixelcopter.py --preset fast --extrinsic_coef 0     # intrinsic only
+
+Checkpoints go to runs/rnd_pixelcopter/<name>/; rerunning the same command resumes (a larger
+--total_env_steps extends a finished run). Writes results/rnd/<name>_pixelcopter.json with 100 evaluation
+episodes, the training curves (CSV + PNG) and a GIF of one evaluation episode.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+import dreamlab.envs  # noqa: F401  (registers dreamlab/PixelCopter-v0)
+from dreamlab.checkpoint import Checkpointer
+from dreamlab.config import parse_config
+from dreamlab.figures import save_figure, save_gif
+from dreamlab.results import write_result
+from dreamlab.rnd import PRESETS, RNDPPO, RNDConfig
+
+GIF_FRAMES = 450  # 15 s of play at 30 fps
+CURVE_PANELS = (
+    ("extrinsic_return", "extrinsic return (last 100 episodes)"),
+    ("episode_length", "episode length (last 100 episodes)"),
+    ("intrinsic_reward", "intrinsic reward (normalised, per step)"),
+    ("value_loss_ext", "extrinsic value loss"),
+    ("value_loss_int", "intrinsic value loss"),
+    ("predictor_loss", "RND predictor loss"),
+)
+
+
+def default_name(config: RNDConfig) -> str:
+    stream = "ext_int" if config.extrinsic_coef > 0 else "int_only"
+    return stream if config.preset != "smoke" else f"smoke_{stream}"
+
+
+def plot_curves(rows: list[dict], title: str):
+    fig, axes = plt.subplots(2, 3, figsize=(13, 6.5))
+    steps = [row["env_steps"] / 1e6 for row in rows]
+    for ax, (key, label) in zip(axes.flat, CURVE_PANELS, strict=True):
+        ax.plot(steps, [row[key] for row in rows])
+        ax.set_title(label, fontsize=10)
+        ax.set_xlabel("env steps (millions)")
+        if key.startswith(("value_loss", "predictor")):
+            ax.set_yscale("log")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def log_update(row: dict) -> None:
+    print(
+        f"update {row['update']:5d}  steps {row['env_steps']:9d}  return {row['extrinsic_return']:8.2f}  "
+        f"length {row['episode_length']:7.1f}  i_rew {row['intrinsic_reward']:.4f}  "
+        f"vloss {row['value_loss_ext']:.3f}/{row['value_loss_int']:.4f}  rnd {row['predictor_loss']:.4f}  "
+        f"ent {row['entropy']:.3f}  kl {row['approx_kl']:.4f}  {row['steps_per_second']:.0f} steps/s",
+        flush=True,
+    )
+
+
+def main(argv: list[str] | None = None) -> Path:
+    config = parse_config(RNDConfig, PRESETS, argv, description=__doc__)
+    name = config.name or default_name(config)
+    run_dir = Path(config.run_dir or f"runs/rnd_pixelcopter/{name}")
+    checkpointer = Checkpointer(run_dir, config)
+    agent = RNDPPO(config.env_id, config)
+    state = checkpointer.load()
+    if state is not None:
+        agent.load_state_dict(state)
+        print(f"resumed {run_dir} at {agent.env_steps} env steps, update {agent.updates}", flush=True)
+    agent.learn(config.total_env_steps, checkpointer=checkpointer, callback=log_update)
+
+    out = Path(config.results_dir) / "rnd"
+    agent.curves.to_csv(out / f"{name}_pixelcopter_curves.csv")
+    title = f"PPO + RND on PixelCopter, extrinsic_coef={config.extrinsic_coef}"
+    save_figure(plot_curves(agent.curves.rows, title), out / f"{name}_pixelcopter_curves.png")
+
+    with agent.timer.stage("evaluate"):
+        evaluation = agent.evaluate(config.eval_episodes, config.eval_max_episode_steps, record_episode=True)
+    # 48 x 48 frames scaled 3x so the copter is visible; at most GIF_FRAMES frames keep the file small.
+    frames = np.stack(evaluation["frames"][:GIF_FRAMES]).repeat(3, axis=1).repeat(3, axis=2)
+    save_gif(frames, out / f"{name}_pixelcopter_episode.gif", fps=30)
+    returns, lengths = evaluation["returns"], evaluation["lengths"]
+    metrics = {
+        "eval_episode_returns": returns,
+        "eval_episode_lengths": lengths,
+        "eval_episodes_truncated": sum(evaluation["truncated"]),
+        "eval_mean_return": float(np.mean(returns)),
+        "eval_std_return": float(np.std(returns)),
+        "eval_mean_length": float(np.mean(lengths)),
+        "env_steps": agent.env_steps,
+        "obs_norm_init_env_steps": config.num_envs * config.obs_norm_init_steps,
+        "updates": agent.updates,
+        "train_episodes": agent.episodes,
+        "final_train_return_last100": agent.curves.rows[-1]["extrinsic_return"] if agent.curves.rows else math.nan,
+    }
+    path = write_result(
+        "rnd",
+        f"{name}_pixelcopter",
+        experiment="rnd_pixelcopter",
+        config=config,
+        metrics=metrics,
+        wall_seconds=agent.timer.total,
+        stages=agent.timer.seconds,
+        results_dir=config.results_dir,
+    )
+    print(
+        f"evaluation over {len(returns)} episodes: return {metrics['eval_mean_return']:.2f} "
+        f"+- {metrics['eval_std_return']:.2f}, length {metrics['eval_mean_length']:.1f}; wrote {path}",
+        flush=True,
+    )
+    agent.close()
+    return path
+
+
+if __name__ == "__main__":
+    main()
