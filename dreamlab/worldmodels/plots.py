@@ -1,0 +1,81 @@
+"""Figures of a World Models run: V's reconstructions and prior samples, the controller's curve, episode GIFs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from dreamlab.figures import save_figure, save_gif
+from dreamlab.results import CurveLog
+from dreamlab.worldmodels.vae import ConvVAE, frames_to_tensor, tensor_to_frames
+
+
+def _grid(rows: list[np.ndarray], labels: list[str], title: str) -> plt.Figure:
+    columns = len(rows[0])
+    fig, axes = plt.subplots(len(rows), columns, figsize=(1.3 * columns, 1.4 * len(rows)), squeeze=False)
+    for r, (images, label) in enumerate(zip(rows, labels, strict=True)):
+        for c in range(columns):
+            axes[r, c].imshow(images[c])
+            axes[r, c].set_xticks([])
+            axes[r, c].set_yticks([])
+        axes[r, 0].set_ylabel(label)
+    fig.suptitle(title)
+    return fig
+
+
+@torch.no_grad()
+def save_reconstructions(vae: ConvVAE, frames: np.ndarray, path: str | os.PathLike) -> Path:
+    """Real frames (uint8, N x 64 x 64 x 3) above V's reconstructions of them (decoded from the mean)."""
+    reference = next(vae.parameters())
+    images = frames_to_tensor(torch.from_numpy(frames).to(reference.device), reference.dtype)
+    mu, _ = vae.encode(images)
+    decoded = tensor_to_frames(vae.decode(mu)).cpu().numpy()
+    return save_figure(_grid([frames, decoded], ["real", "V(real)"], "V: frames and reconstructions"), path)
+
+
+@torch.no_grad()
+def save_prior_samples(vae: ConvVAE, count: int, seed: int, path: str | os.PathLike) -> Path:
+    """Frames decoded from z ~ N(0, I): what V imagines when M is not steering it."""
+    reference = next(vae.parameters())
+    generator = torch.Generator(device=reference.device).manual_seed(seed)
+    z = torch.randn((2 * count, vae.z_dim), generator=generator, device=reference.device, dtype=reference.dtype)
+    decoded = tensor_to_frames(vae.decode(z)).cpu().numpy()
+    return save_figure(_grid([decoded[:count], decoded[count:]], ["z~N(0,I)", ""], "V: samples from the prior"), path)
+
+
+def save_controller_curve(curve: CurveLog, path: str | os.PathLike, trained_in: str, solved: float | None) -> Path:
+    """Score over CMA-ES generations: population mean and best where C trains, and the real score of the mean."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    generations = curve.column("generation")
+    ax.plot(generations, curve.column("mean_score"), label=f"population mean ({trained_in})", alpha=0.8)
+    ax.plot(generations, curve.column("best_score"), label=f"population best ({trained_in})", alpha=0.8)
+    real_rows = [row for row in curve.rows if "real_mean" in row]
+    if real_rows:
+        x = np.asarray([row["generation"] for row in real_rows])
+        mean = np.asarray([row["real_mean"] for row in real_rows])
+        std = np.asarray([row["real_std"] for row in real_rows])
+        ax.errorbar(x, mean, yerr=std, fmt="o-", capsize=3, color="black", label="real env, CMA-ES mean (+- std)")
+    if solved is not None:
+        ax.axhline(solved, color="grey", linestyle="--", label=f"solved ({solved:g})")
+    ax.set_xlabel("CMA-ES generation")
+    ax.set_ylabel("episode return")
+    ax.legend(loc="best", fontsize=8)
+    ax.grid(alpha=0.3)
+    return save_figure(fig, path)
+
+
+def save_episode_gif(frames: np.ndarray, path: str | os.PathLike, max_frames: int = 300, fps: float = 20.0) -> Path:
+    """An episode as a GIF, keeping every k-th frame so that at most ``max_frames`` remain (small files)."""
+    stride = max(1, int(np.ceil(len(frames) / max_frames)))
+    return save_gif(np.asarray(frames)[::stride], path, fps=fps)
+
+
+@torch.no_grad()
+def decode_frames(vae: ConvVAE, z: torch.Tensor) -> np.ndarray:
+    """Decode a sequence of z's (T, D) to uint8 frames (T, 64, 64, 3)."""
+    reference = next(vae.parameters())
+    return tensor_to_frames(vae.decode(z.to(reference.device, reference.dtype))).cpu().numpy()

@@ -1,0 +1,173 @@
+"""Random-policy rollouts, one compressed ``.npz`` per episode, written atomically and resumable.
+
+File format (``rollout_NNNNNN.npz`` in the rollout folder, ``N`` the rollout index):
+
+- ``frames``  uint8 (T, 64, 64, 3): the observation at which each action was taken (frames[0] after reset);
+- ``actions`` int64 (T,) for discrete tasks, float32 (T, A) for continuous ones: the action taken at each step;
+- ``rewards`` float32 (T,): the reward that followed each action;
+- ``dones``   bool (T,): True only at the last step of an episode that terminated (death in Doom); an episode cut
+  by the time limit ends with False, because nothing in the game ended it.
+
+Rollout ``i`` is generated from seed ``seed * 1_000_003 + i``, so re-running skips finished files and
+re-creates a damaged one exactly. The random policy keeps its previous action with probability
+``repeat_probability`` and otherwise draws a new one, as the original implementations do: a policy that
+changes action every step jitters in place and never sees the states a controller reaches.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from dreamlab.files import atomic_savez, load_npz
+from dreamlab.parallel import WorkerPool
+from dreamlab.worldmodels.tasks import get_task
+
+ROLLOUT_KEYS = ("frames", "actions", "rewards", "dones")
+
+
+def rollout_path(folder: str | os.PathLike, index: int) -> Path:
+    return Path(folder) / f"rollout_{index:06d}.npz"
+
+
+def rollout_seed(seed: int, index: int) -> int:
+    return seed * 1_000_003 + index
+
+
+@dataclass(frozen=True)
+class RolloutJob:
+    """Everything a worker needs to produce one rollout file (a picklable description, not an env)."""
+
+    task: str
+    index: int
+    seed: int
+    folder: str
+    repeat_probability: float
+    max_episode_steps: int
+
+
+@dataclass(frozen=True)
+class RolloutSummary:
+    index: int
+    steps: int
+    episode_return: float
+    terminated: bool
+
+
+def collect_rollout(job: RolloutJob) -> RolloutSummary:
+    """Play one random-policy episode and write it atomically to ``rollout_path(job.folder, job.index)``."""
+    task = get_task(job.task)
+    rng = np.random.default_rng(rollout_seed(job.seed, job.index))
+    env = task.make_env(job.max_episode_steps)
+    try:
+        observation, _ = env.reset(seed=int(rng.integers(2**31 - 1)))
+        frames, actions, rewards = [], [], []
+        action = task.random_action(rng)
+        terminated = truncated = False
+        while not (terminated or truncated):
+            if rng.random() >= job.repeat_probability:
+                action = task.random_action(rng)
+            frames.append(observation)
+            actions.append(action)
+            observation, reward, terminated, truncated, _ = env.step(action.item() if task.discrete else action)
+            rewards.append(reward)
+    finally:
+        env.close()
+    dones = np.zeros(len(frames), dtype=bool)
+    dones[-1] = terminated
+    atomic_savez(
+        rollout_path(job.folder, job.index),
+        frames=np.stack(frames).astype(np.uint8),
+        actions=np.stack(actions),
+        rewards=np.asarray(rewards, dtype=np.float32),
+        dones=dones,
+    )
+    return RolloutSummary(job.index, len(frames), float(np.sum(rewards)), bool(terminated))
+
+
+def load_rollout(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """One rollout's arrays, checked: an error names the file if it is damaged or inconsistent."""
+    data = load_npz(path, ROLLOUT_KEYS)
+    length = len(data["frames"])
+    if length == 0 or any(len(data[k]) != length for k in ROLLOUT_KEYS):
+        shapes = {k: data[k].shape for k in ROLLOUT_KEYS}
+        raise ValueError(f"{path}: inconsistent rollout arrays {shapes}")
+    if data["frames"].dtype != np.uint8 or data["frames"].shape[1:] != (64, 64, 3):
+        raise ValueError(
+            f"{path}: frames must be uint8 (T, 64, 64, 3), got {data['frames'].dtype} {data['frames'].shape}"
+        )
+    return data
+
+
+def is_intact(path: str | os.PathLike) -> bool:
+    """Whether a rollout file is complete: its zip directory reads, every member's CRC matches, keys are there."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = {Path(n).stem for n in archive.namelist()}
+            return archive.testzip() is None and set(ROLLOUT_KEYS) <= names
+    except (zipfile.BadZipFile, OSError, EOFError):
+        return False
+
+
+def _check_file(path: str) -> bool:
+    return is_intact(path)
+
+
+def collect_rollouts(
+    task: str,
+    folder: str | os.PathLike,
+    count: int,
+    seed: int,
+    pool: WorkerPool,
+    repeat_probability: float = 0.9,
+    max_episode_steps: int | None = None,
+    log=print,
+) -> list[Path]:
+    """Make sure ``folder`` holds rollouts 0..count-1, collecting only the missing ones on ``pool``.
+
+    Existing files are checked first (zip directory and CRCs); a damaged one is reported by name, renamed to
+    ``*.corrupt`` so it is never read, and collected again from its seed.
+    """
+    if count < 1:
+        raise ValueError(f"need at least one rollout, got count={count}")
+    if not 0.0 <= repeat_probability < 1.0:
+        raise ValueError(f"repeat_probability must be in [0, 1), got {repeat_probability}")
+    spec = get_task(task)
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = [rollout_path(folder, i) for i in range(count)]
+    existing = [str(p) for p in paths if p.is_file()]
+    for path, intact in zip(existing, pool.map(_check_file, existing), strict=True):
+        if not intact:
+            log(f"rollout file {path} is truncated or corrupt; moving it to {path}.corrupt and collecting it again")
+            os.replace(path, f"{path}.corrupt")
+    missing = [i for i, p in enumerate(paths) if not p.is_file()]
+    if missing:
+        log(f"collecting {len(missing)} of {count} rollouts into {folder}")
+        jobs = [
+            RolloutJob(task, i, seed, str(folder), repeat_probability, max_episode_steps or spec.max_episode_steps)
+            for i in missing
+        ]
+        # Submitted in blocks so that a kill loses at most one block's unfinished episodes and progress shows.
+        block = max(1, 8 * max(1, pool.workers))
+        steps = 0
+        for start in range(0, len(jobs), block):
+            summaries = pool.map(collect_rollout, jobs[start : start + block])
+            steps += sum(s.steps for s in summaries)
+            done = min(start + block, len(jobs))
+            log(f"  {done}/{len(jobs)} rollouts collected ({steps} steps)")
+    return paths
+
+
+def rollout_lengths(paths: Sequence[str | os.PathLike]) -> np.ndarray:
+    """Episode lengths read from the ``dones`` arrays (cheap: frames are not decompressed)."""
+    lengths = []
+    for path in paths:
+        with np.load(path, allow_pickle=False) as data:
+            lengths.append(len(data["dones"]))
+    return np.asarray(lengths, dtype=np.int64)

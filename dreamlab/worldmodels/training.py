@@ -1,0 +1,325 @@
+"""Resumable training stages of World Models: V, encoding, M and C.
+
+Each stage saves its full state (weights, optimiser, data order, random generators, step, curve) through a
+:class:`dreamlab.checkpoint.Checkpointer` at most every ``checkpoint_seconds`` and when it ends (CMA-ES: every
+generation); re-running a stage after a kill continues from the last checkpoint, and re-running a finished stage
+only reloads its result, so nothing is lost or done twice. A larger step budget continues a finished stage.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from dreamlab.checkpoint import Checkpointer
+from dreamlab.cmaes import CMAES
+from dreamlab.files import atomic_savez, load_npz
+from dreamlab.grad_monitor import GradientMonitor, check_finite
+from dreamlab.results import CurveLog
+from dreamlab.worldmodels.cores import detach_state
+from dreamlab.worldmodels.mdnrnn import MDNRNN, mdnrnn_loss
+from dreamlab.worldmodels.rollouts import load_rollout
+from dreamlab.worldmodels.sequences import EpisodeStreams, LatentEpisodes, make_chunk
+from dreamlab.worldmodels.tasks import Task
+from dreamlab.worldmodels.vae import ConvVAE, frames_to_tensor, vae_loss
+
+Log = Callable[[str], None]
+LATENT_KEYS = ("mu", "logvar", "actions", "dones")
+
+
+def load_frames(paths: Sequence[str | os.PathLike]) -> torch.Tensor:
+    """All frames of the given rollouts as one uint8 tensor (N, 64, 64, 3)."""
+    return torch.from_numpy(np.concatenate([load_rollout(p)["frames"] for p in paths]))
+
+
+def train_vae(
+    vae: ConvVAE,
+    load_frames: Callable[[], torch.Tensor],
+    *,
+    steps: int,
+    batch_size: int,
+    lr: float,
+    kl_tolerance: float,
+    seed: int,
+    checkpointer: Checkpointer,
+    checkpoint_seconds: float = 120.0,
+    log_every: int = 100,
+    monitor_grads: bool = False,
+    log: Log = print,
+) -> CurveLog:
+    """Train V for ``steps`` minibatches, epoch by shuffled epoch, on the frames ``load_frames()`` returns
+    (uint8, N x 64 x 64 x 3; only loaded when there is training left to do)."""
+    reference = next(vae.parameters())
+    device, dtype = reference.device, reference.dtype
+    optimizer = torch.optim.Adam(vae.parameters(), lr=lr)
+    curve, step = CurveLog(), 0
+    saved = checkpointer.load(map_location=device)
+    if saved is not None:
+        vae.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        curve.load_state_dict(saved["curve"])
+        step = saved["step"]
+        if step >= steps:
+            return curve
+        log(f"V: resuming at step {step}/{steps}")
+
+    def save() -> None:
+        state = {"model": vae.state_dict(), "optimizer": optimizer.state_dict(), "curve": curve.state_dict()}
+        checkpointer.save({**state, "step": step})
+
+    frames = load_frames()
+    if len(frames) < batch_size:
+        raise ValueError(f"V needs at least batch_size={batch_size} frames, got {len(frames)}")
+    monitor = GradientMonitor(vae) if monitor_grads else None
+    per_epoch = len(frames) // batch_size
+    order, order_epoch = None, -1
+    last_save, started = time.monotonic(), time.monotonic()
+    vae.train()
+    while step < steps:
+        epoch, index = divmod(step, per_epoch)
+        if epoch != order_epoch:
+            order = torch.randperm(len(frames), generator=torch.Generator().manual_seed(seed * 7919 + epoch))
+            order_epoch = epoch
+        batch = order[index * batch_size : (index + 1) * batch_size]
+        images = frames_to_tensor(frames[batch].to(device), dtype)
+        # The reparameterisation noise is seeded by the step, so a resumed run draws what the original would have.
+        noise = torch.Generator(device=device).manual_seed(seed * 1_000_003 + step)
+        reconstruction, mu, logvar = vae(images, noise)
+        loss, reconstruction_loss, kl = vae_loss(images, reconstruction, mu, logvar, kl_tolerance)
+        check_finite(loss, f"V loss at step {step}")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if monitor is not None:
+            monitor.check()
+        optimizer.step()
+        step += 1
+        if step % log_every == 0 or step == steps:
+            curve.append(step=step, loss=loss.item(), reconstruction=reconstruction_loss.item(), kl=kl.item())
+            rate = step / max(time.monotonic() - started, 1e-9)
+            log(
+                f"V step {step}/{steps}: loss {loss.item():.1f} (recon {reconstruction_loss.item():.1f}, "
+                f"kl {kl.item():.1f}), {rate:.2f} steps/s"
+            )
+        if time.monotonic() - last_save > checkpoint_seconds and step < steps:
+            save()
+            last_save = time.monotonic()
+    save()
+    vae.eval()
+    return curve
+
+
+def latent_path(folder: str | os.PathLike, index: int) -> Path:
+    return Path(folder) / f"latent_{index:06d}.npz"
+
+
+@torch.no_grad()
+def encode_rollouts(
+    vae: ConvVAE,
+    rollout_paths: Sequence[str | os.PathLike],
+    folder: str | os.PathLike,
+    batch_size: int = 256,
+    log: Log = print,
+) -> list[Path]:
+    """Write V's mu and logvar of every frame, with the actions and dones, to ``latent_NNNNNN.npz`` per rollout.
+
+    Finished files are skipped (a damaged one is written again), so encoding resumes where it stopped.
+    """
+    reference = next(vae.parameters())
+    vae.eval()
+    paths = []
+    started, encoded = time.monotonic(), 0
+    for index, rollout in enumerate(rollout_paths):
+        path = latent_path(folder, index)
+        paths.append(path)
+        if path.is_file() and is_latent_intact(path):
+            continue
+        data = load_rollout(rollout)
+        frames = torch.from_numpy(data["frames"])
+        mus, logvars = [], []
+        for start in range(0, len(frames), batch_size):
+            images = frames_to_tensor(frames[start : start + batch_size].to(reference.device), reference.dtype)
+            mu, logvar = vae.encode(images)
+            mus.append(mu.float().cpu())
+            logvars.append(logvar.float().cpu())
+        atomic_savez(
+            path,
+            mu=torch.cat(mus).numpy(),
+            logvar=torch.cat(logvars).numpy(),
+            actions=data["actions"],
+            dones=data["dones"],
+        )
+        encoded += 1
+        if encoded % 100 == 0:
+            log(f"encoded {index + 1}/{len(rollout_paths)} rollouts ({encoded / (time.monotonic() - started):.1f}/s)")
+    return paths
+
+
+def is_latent_intact(path: str | os.PathLike) -> bool:
+    try:
+        load_npz(path, LATENT_KEYS)
+    except ValueError:
+        return False
+    return True
+
+
+def load_latents(paths: Sequence[str | os.PathLike]) -> LatentEpisodes:
+    """Every encoded rollout, concatenated for M's training and the dream's start frames."""
+    arrays = [load_npz(p, LATENT_KEYS) for p in paths]
+    return LatentEpisodes(
+        [a["mu"] for a in arrays],
+        [a["logvar"] for a in arrays],
+        [a["actions"] for a in arrays],
+        [a["dones"] for a in arrays],
+    )
+
+
+def train_mdnrnn(
+    model: MDNRNN,
+    data: LatentEpisodes,
+    task: Task,
+    *,
+    steps: int,
+    batch_size: int,
+    seq_len: int,
+    lr: float,
+    grad_clip: float,
+    done_pos_weight: float,
+    seed: int,
+    checkpointer: Checkpointer,
+    checkpoint_seconds: float = 120.0,
+    log_every: int = 50,
+    monitor_grads: bool = False,
+    log: Log = print,
+) -> CurveLog:
+    """Train M by truncated BPTT on chunks of ``seq_len`` steps from ``batch_size`` episode streams."""
+    reference = model.head.linear.weight
+    device, dtype = reference.device, reference.dtype
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    streams = EpisodeStreams(data.lengths, batch_size, seq_len, seed)
+    generator = torch.Generator().manual_seed(seed)
+    state = model.initial_state(batch_size)
+    curve, step = CurveLog(), 0
+    saved = checkpointer.load(map_location=device)
+    if saved is not None:
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        curve.load_state_dict(saved["curve"])
+        streams.load_state_dict(saved["streams"])
+        generator.set_state(saved["generator"])
+        state = saved["core_state"]
+        step = saved["step"]
+        if step >= steps:
+            return curve
+        log(f"M: resuming at step {step}/{steps}")
+
+    def save() -> None:
+        checkpointer.save(
+            {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "curve": curve.state_dict(),
+                "streams": streams.state_dict(),
+                "generator": generator.get_state(),
+                "core_state": state,
+                "step": step,
+            }
+        )
+
+    monitor = GradientMonitor(model) if monitor_grads else None
+    last_save, started = time.monotonic(), time.monotonic()
+    model.train()
+    while step < steps:
+        chunk = make_chunk(data, *streams.next_indices(), generator)
+        z, z_next = chunk.z.to(device, dtype), chunk.z_next.to(device, dtype)
+        actions = task.action_features(chunk.actions.to(device), dtype)
+        output, state = model(z, actions, state, chunk.reset.to(device))
+        done_mask = torch.ones_like(chunk.z_mask) if model.predict_done else torch.zeros_like(chunk.z_mask)
+        loss, z_loss, done_loss = mdnrnn_loss(
+            output, z_next, chunk.z_mask.to(device), chunk.done.to(device), done_mask.to(device), done_pos_weight
+        )
+        check_finite(loss, f"M loss at step {step} (z NLL {z_loss.item()}, done BCE {done_loss.item()})")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if monitor is not None:
+            monitor.check()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        optimizer.step()
+        state = detach_state(state)
+        step += 1
+        if step % log_every == 0 or step == steps:
+            curve.append(
+                step=step,
+                epoch=round(streams.progress, 3),
+                loss=loss.item(),
+                z_nll=z_loss.item(),
+                done_bce=done_loss.item(),
+            )
+            rate = step / max(time.monotonic() - started, 1e-9)
+            log(
+                f"M step {step}/{steps} (epoch {streams.progress:.2f}): loss {loss.item():.4f} "
+                f"(z NLL {z_loss.item():.4f}, done {done_loss.item():.4f}), {rate:.2f} steps/s"
+            )
+        if time.monotonic() - last_save > checkpoint_seconds and step < steps:
+            save()
+            last_save = time.monotonic()
+    save()
+    model.eval()
+    return curve
+
+
+def evolve_controller(
+    es: CMAES,
+    fitness: Callable[[np.ndarray, int], np.ndarray],
+    *,
+    generations: int,
+    checkpointer: Checkpointer,
+    real_score: Callable[[np.ndarray, int], np.ndarray] | None = None,
+    real_every: int = 10,
+    log: Log = print,
+) -> CurveLog:
+    """Run CMA-ES for ``generations`` generations, maximising the mean of ``fitness(X, generation)`` (P, trials).
+
+    Every ``real_every`` generations (and at the last), ``real_score(mean, generation)`` plays the current mean in
+    the real environment for the curve. The strategy and the curve are checkpointed after every generation.
+    """
+    curve = CurveLog()
+    saved = checkpointer.load()
+    if saved is not None:
+        es.load_state_dict(saved["es"])
+        curve.load_state_dict(saved["curve"])
+        if es.generation >= generations:
+            return curve
+        log(f"C: resuming at generation {es.generation}/{generations}")
+    while es.generation < generations:
+        started = time.monotonic()
+        candidates = es.ask()
+        returns = np.asarray(fitness(candidates, es.generation))
+        scores = returns.mean(axis=1)
+        es.tell(candidates, -scores)
+        generation = es.generation
+        row: dict[str, Any] = {
+            "generation": generation,
+            "mean_score": float(scores.mean()),
+            "best_score": float(scores.max()),
+            "worst_score": float(scores.min()),
+            "sigma": float(es.sigma),
+            "seconds": round(time.monotonic() - started, 2),
+        }
+        message = (
+            f"C generation {generation}/{generations}: score mean {scores.mean():.1f} best {scores.max():.1f} "
+            f"sigma {es.sigma:.4f} ({row['seconds']:.1f} s)"
+        )
+        if real_score is not None and (generation % real_every == 0 or generation == generations):
+            real = np.asarray(real_score(np.asarray(es.mean), generation))
+            row.update(real_mean=float(real.mean()), real_std=float(real.std()))
+            message += f"; real {real.mean():.1f} +- {real.std():.1f} over {len(real)} episodes"
+        curve.append(**row)
+        checkpointer.save({"es": es.state_dict(), "curve": curve.state_dict()})
+        log(message)
+    return curve

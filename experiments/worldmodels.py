@@ -1,0 +1,410 @@
+"""World Models end to end: random rollouts -> V -> encode -> M -> C (in the dream or the real env) -> evaluate.
+
+    python experiments/worldmodels.py --preset smoke          # a couple of minutes, ViZDoom Take Cover
+    python experiments/worldmodels.py --preset fast --name doom_takecover_lstm
+    python experiments/worldmodels.py --preset fast --task carracing --z_dim 32 --train_in real
+
+Every stage checkpoints into ``--run_dir`` (default runs/worldmodels/<name>); re-running the same command after a
+kill resumes where it stopped. Results go to results/worldmodels/<name>.json with figures, GIFs and curves.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dreamlab.checkpoint import Checkpointer
+from dreamlab.cmaes import CMAES
+from dreamlab.config import RunConfig, config_dict, parse_config
+from dreamlab.files import atomic_write_json
+from dreamlab.parallel import WorkerPool
+from dreamlab.results import StageTimer, write_result
+from dreamlab.runtime import resolve_device, resolve_dtype, seed_everything
+from dreamlab.worldmodels import (
+    MDNRNN,
+    ConvVAE,
+    Dream,
+    LinearController,
+    agent_spec,
+    collect_rollouts,
+    encode_rollouts,
+    evaluate_real,
+    evolve_controller,
+    get_task,
+    load_frames,
+    load_latents,
+    load_rollout,
+    real_population_returns,
+    train_mdnrnn,
+    train_vae,
+)
+from dreamlab.worldmodels.plots import (
+    decode_frames,
+    save_controller_curve,
+    save_episode_gif,
+    save_prior_samples,
+    save_reconstructions,
+)
+
+SOLVED = {"doom": 750.0, "carracing": 900.0}
+# Episode seeds: CMA-ES's real checks and the final test never share an episode.
+CURVE_SEED_BASE, FINAL_SEED_BASE = 10_000_000, 20_000_000
+
+
+@dataclasses.dataclass
+class WorldModelsConfig(RunConfig):
+    """World Models on ViZDoom Take Cover (task doom) or CarRacing-v3 (task carracing)."""
+
+    task: str = "doom"
+    # Rollouts
+    rollouts: int = 1000
+    repeat_probability: float = 0.9  # random policy: keep the previous action with this probability
+    max_steps: int = 0  # episode cap; 0 = the task's (2100 Doom, 1000 CarRacing)
+    workers: int = 2  # worker processes for env episodes (0 = in this process)
+    ray_address: str = ""  # e.g. auto or ray://head:10001 to run env episodes on a Ray cluster
+    threads: int = 0  # torch threads in this process; 0 = torch's default
+    # V
+    z_dim: int = 64
+    vae_rollouts: int = 300  # rollouts whose frames train V (held in memory as uint8)
+    vae_steps: int = 3000
+    vae_batch: int = 32
+    vae_lr: float = 1e-3
+    kl_tolerance: float = 0.5
+    # M
+    core: str = "lstm"
+    hidden_size: int = 256
+    n_components: int = 5
+    dnc_memory_slots: int = 16  # core dnc only
+    dnc_word_size: int = 16
+    dnc_read_heads: int = 4
+    m_steps: int = 600
+    m_batch: int = 64
+    m_seq_len: int = 100
+    m_lr: float = 1e-3
+    grad_clip: float = 1.0
+    done_pos_weight: float = 10.0
+    # C
+    train_in: str = "dream"  # dream | real
+    include_cell: bool = False  # C also sees M's cell state c
+    temperature: float = 1.15
+    population: int = 32
+    trials: int = 8
+    sigma0: float = 0.1
+    generations: int = 60
+    real_eval_every: int = 10
+    real_eval_episodes: int = 16
+    final_episodes: int = 100
+    checkpoint_seconds: float = 120.0
+
+
+# The fields each stage's result depends on. A stage's checkpoint is refused (naming the fields) when one of these
+# differs on resume; every other field -- later stages' settings, budgets of this stage, new fields -- may change.
+_ROLLOUT_INPUTS = ("task", "seed", "rollouts", "repeat_probability", "max_steps", "dtype")
+_V_INPUTS = (*_ROLLOUT_INPUTS, "z_dim", "vae_rollouts", "vae_batch", "vae_lr", "kl_tolerance")
+_M_INPUTS = (
+    *_V_INPUTS,
+    "vae_steps",
+    "core",
+    "hidden_size",
+    "n_components",
+    "dnc_memory_slots",
+    "dnc_word_size",
+    "dnc_read_heads",
+    "m_batch",
+    "m_seq_len",
+    "m_lr",
+    "grad_clip",
+    "done_pos_weight",
+)
+_C_INPUTS = (*_M_INPUTS, "m_steps", "train_in", "include_cell", "temperature", "population", "trials", "sigma0")
+STAGE_INPUTS = {"vae.pt": _V_INPUTS, "mdnrnn.pt": _M_INPUTS, "cmaes.pt": _C_INPUTS, "evaluation.pt": _C_INPUTS}
+
+
+class StageConfig(dict):
+    """The run's config as one stage's Checkpointer sees it: fields the stage does not depend on may change."""
+
+    def __init__(self, config: WorldModelsConfig, inputs: tuple[str, ...]):
+        super().__init__(config_dict(config))
+        self.RESUMABLE_FIELDS = tuple(k for k in self if k not in inputs)
+
+
+PRESETS = {
+    "smoke": {
+        "rollouts": 4,
+        "max_steps": 100,
+        "vae_rollouts": 4,
+        "vae_steps": 6,
+        "vae_batch": 8,
+        "hidden_size": 16,
+        "m_steps": 4,
+        "m_batch": 2,
+        "m_seq_len": 16,
+        "population": 4,
+        "trials": 2,
+        "generations": 2,
+        "real_eval_every": 1,
+        "real_eval_episodes": 2,
+        "final_episodes": 4,
+    },
+    "fast": {},
+    "paper": {
+        "rollouts": 10000,
+        "vae_rollouts": 1000,
+        "vae_steps": 40000,
+        "vae_batch": 100,
+        "vae_lr": 1e-4,
+        "hidden_size": 512,
+        "m_steps": 20000,
+        "m_batch": 100,
+        "include_cell": True,
+        "population": 64,
+        "trials": 16,
+        "generations": 300,
+        "real_eval_every": 25,
+        "real_eval_episodes": 100,
+    },
+}
+
+
+def check_config(config: WorldModelsConfig) -> None:
+    get_task(config.task)
+    if config.train_in not in ("dream", "real"):
+        raise ValueError(f"train_in must be 'dream' or 'real', got {config.train_in!r}")
+    if config.train_in == "dream" and config.task != "doom":
+        raise ValueError("dream training needs a done head, which only the doom task has; use --train_in real")
+    if config.vae_rollouts > config.rollouts:
+        raise ValueError(f"vae_rollouts ({config.vae_rollouts}) cannot exceed rollouts ({config.rollouts})")
+    for field in ("rollouts", "vae_steps", "m_steps", "population", "trials", "final_episodes", "z_dim"):
+        if getattr(config, field) < 1:
+            raise ValueError(f"{field} must be >= 1, got {getattr(config, field)}")
+
+
+def main(argv: list[str] | None = None) -> dict:
+    config = parse_config(WorldModelsConfig, PRESETS, argv, description=__doc__)
+    check_config(config)
+    name = config.name or f"{config.task}_{config.core}_{config.preset}"
+    run_dir = Path(config.run_dir or f"runs/worldmodels/{name}")
+    out_dir = Path(config.results_dir) / "worldmodels"
+    if config.threads > 0:
+        torch.set_num_threads(config.threads)
+    seed_everything(config.seed)
+    device, dtype = resolve_device(config.device), resolve_dtype(config.dtype)
+    task = get_task(config.task)
+    max_steps = config.max_steps or task.max_episode_steps
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(run_dir / "config.json", config_dict(config))
+
+    # Stage times survive a kill: the timer is saved with every log line, including the current stage's share.
+    timer, timer_path = StageTimer(), run_dir / "stage_seconds.json"
+    if timer_path.is_file():
+        timer.load_state_dict(json.loads(timer_path.read_text()))
+    current: dict[str, float | str] = {}
+
+    def log(message: str) -> None:
+        print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+        seconds = dict(timer.seconds)
+        if current:
+            seconds[current["stage"]] = seconds.get(current["stage"], 0.0) + time.perf_counter() - current["start"]
+        atomic_write_json(timer_path, seconds)
+
+    class stage:
+        def __init__(self, stage_name: str):
+            self.name, self.inner = stage_name, timer.stage(stage_name)
+
+        def __enter__(self):
+            current.update(stage=self.name, start=time.perf_counter())
+            self.inner.__enter__()
+
+        def __exit__(self, *exc):
+            self.inner.__exit__(*exc)
+            current.clear()
+            log(f"stage {self.name} done")
+
+    def checkpointer(filename: str) -> Checkpointer:
+        return Checkpointer(run_dir, StageConfig(config, STAGE_INPUTS[filename]), filename=filename)
+
+    core_options = (
+        {
+            "memory_slots": config.dnc_memory_slots,
+            "word_size": config.dnc_word_size,
+            "read_heads": config.dnc_read_heads,
+        }
+        if config.core == "dnc"
+        else {}
+    )
+
+    with WorkerPool(config.workers, config.ray_address or None) as pool:
+        with stage("collect"):
+            paths = collect_rollouts(
+                config.task,
+                run_dir / "rollouts",
+                config.rollouts,
+                config.seed,
+                pool,
+                config.repeat_probability,
+                max_steps,
+                log=log,
+            )
+
+        with stage("V"):
+            vae = ConvVAE(config.z_dim).to(device, dtype)
+            vae_curve = train_vae(
+                vae,
+                lambda: load_frames(paths[: config.vae_rollouts]),
+                steps=config.vae_steps,
+                batch_size=config.vae_batch,
+                lr=config.vae_lr,
+                kl_tolerance=config.kl_tolerance,
+                seed=config.seed,
+                checkpointer=checkpointer("vae.pt"),
+                checkpoint_seconds=config.checkpoint_seconds,
+                log_every=max(1, min(100, config.vae_steps // 10)),
+                monitor_grads=config.log_grads,
+                log=log,
+            )
+            sample_frames = load_rollout(paths[0])["frames"]
+            sample_frames = sample_frames[np.linspace(0, len(sample_frames) - 1, 8).astype(int)]
+            save_reconstructions(vae, sample_frames, out_dir / f"{name}_vae_reconstructions.png")
+            save_prior_samples(vae, 8, config.seed, out_dir / f"{name}_vae_samples.png")
+
+        with stage("encode"):
+            latent_paths = encode_rollouts(vae, paths, run_dir / "latents", log=log)
+            data = load_latents(latent_paths)
+
+        with stage("M"):
+            model = MDNRNN(
+                config.z_dim,
+                task.action_feature_size,
+                config.hidden_size,
+                config.n_components,
+                config.core,
+                predict_done=config.task == "doom",
+            ).to(device, dtype)
+            m_curve = train_mdnrnn(
+                model,
+                data,
+                task,
+                steps=config.m_steps,
+                batch_size=config.m_batch,
+                seq_len=config.m_seq_len,
+                lr=config.m_lr,
+                grad_clip=config.grad_clip,
+                done_pos_weight=config.done_pos_weight,
+                seed=config.seed,
+                checkpointer=checkpointer("mdnrnn.pt"),
+                checkpoint_seconds=config.checkpoint_seconds,
+                log_every=max(1, min(50, config.m_steps // 10)),
+                monitor_grads=config.log_grads,
+                log=log,
+            )
+
+        agent = agent_spec(config.task, vae, model, config.hidden_size, config.core, core_options, config.include_cell)
+        controller = LinearController(config.z_dim + model.core.controller_feature_size(config.include_cell), task)
+        initial_mu, initial_logvar = data.first_frames()
+        dream = (
+            Dream(
+                model, task, controller, initial_mu, initial_logvar, config.temperature, max_steps, config.include_cell
+            )
+            if config.task == "doom"
+            else None
+        )
+
+        def dream_fitness(candidates: np.ndarray, generation: int) -> np.ndarray:
+            params = torch.as_tensor(candidates)
+            return dream.returns(params, config.trials, seed=config.seed * 100_003 + generation).cpu().numpy()
+
+        def real_fitness(candidates: np.ndarray, generation: int) -> np.ndarray:
+            seeds = [config.seed * 100_003 + generation * config.trials + i for i in range(config.trials)]
+            return real_population_returns(agent, candidates, seeds, pool, max_steps)
+
+        def real_score(mean: np.ndarray, generation: int) -> np.ndarray:
+            seeds = [CURVE_SEED_BASE + generation * 1000 + i for i in range(config.real_eval_episodes)]
+            return np.asarray([r.episode_return for r in evaluate_real(agent, mean, seeds, pool, max_steps)])
+
+        with stage("C"):
+            es = CMAES(np.zeros(controller.n_params), config.sigma0, popsize=config.population, seed=config.seed)
+            log(
+                f"C: {controller.n_params} parameters, population {config.population} x {config.trials} trials "
+                f"in the {config.train_in}"
+            )
+            c_curve = evolve_controller(
+                es,
+                dream_fitness if config.train_in == "dream" else real_fitness,
+                generations=config.generations,
+                checkpointer=checkpointer("cmaes.pt"),
+                real_score=real_score if config.real_eval_episodes > 0 else None,
+                real_every=max(1, config.real_eval_every),
+                log=log,
+            )
+            final_params = np.asarray(es.mean)
+
+        with stage("evaluate"):
+            evaluation = checkpointer("evaluation.pt")
+            saved = evaluation.load()
+            if saved is None or len(saved["returns"]) != config.final_episodes or saved["generation"] != es.generation:
+                seeds = [FINAL_SEED_BASE + i for i in range(config.final_episodes)]
+                results = evaluate_real(agent, final_params, seeds, pool, max_steps, record_first=True)
+                saved = {
+                    "returns": np.asarray([r.episode_return for r in results]),
+                    "steps": np.asarray([r.steps for r in results]),
+                    "frames": results[0].frames,
+                    "generation": es.generation,
+                }
+                evaluation.save(saved)
+            returns = saved["returns"]
+
+    # Figures, curves and the result file.
+    save_episode_gif(saved["frames"], out_dir / f"{name}_real_episode.gif")
+    if dream is not None:
+        _, dream_z = dream.returns(torch.as_tensor(final_params)[None], 1, seed=config.seed + 1, record=True)
+        save_episode_gif(decode_frames(vae, dream_z), out_dir / f"{name}_dream_episode.gif")
+    c_curve.to_csv(out_dir / f"{name}_curve.csv")
+    vae_curve.to_csv(out_dir / f"{name}_vae_curve.csv")
+    m_curve.to_csv(out_dir / f"{name}_m_curve.csv")
+    save_controller_curve(c_curve, out_dir / f"{name}_curve.png", config.train_in, SOLVED.get(config.task))
+    lengths = data.lengths
+    last_c = c_curve.rows[-1] if c_curve.rows else {}
+    metrics = {
+        "real_mean": float(returns.mean()),
+        "real_std": float(returns.std()),
+        "real_episode_returns": [float(r) for r in returns],
+        "episodes": len(returns),
+        "trained_in": config.train_in,
+        "solved_threshold": SOLVED.get(config.task),
+        "solved": bool(returns.mean() >= SOLVED.get(config.task, float("inf"))),
+        "generations": es.generation,
+        "controller_params": controller.n_params,
+        "final_population_mean_score": last_c.get("mean_score"),
+        "random_rollouts": len(lengths),
+        "random_rollout_steps": int(lengths.sum()),
+        "random_rollout_mean_return": float(lengths.mean()) if config.task == "doom" else None,
+        "vae_final_loss": vae_curve.rows[-1]["loss"] if vae_curve.rows else None,
+        "m_final_z_nll": m_curve.rows[-1]["z_nll"] if m_curve.rows else None,
+        "m_final_done_bce": m_curve.rows[-1]["done_bce"] if m_curve.rows else None,
+    }
+    result = write_result(
+        "worldmodels",
+        name,
+        experiment="worldmodels",
+        config=config,
+        metrics=metrics,
+        wall_seconds=timer.total,
+        stages=timer.seconds,
+        results_dir=config.results_dir,
+    )
+    atomic_write_json(timer_path, timer.seconds)
+    print(
+        f"{config.task}: real score {returns.mean():.1f} +- {returns.std():.1f} over {len(returns)} episodes "
+        f"(C trained in the {config.train_in}, {es.generation} generations)"
+    )
+    print(f"result: {result}\nfigures, GIFs and curves: {out_dir}/{name}_*")
+    return {"result": str(result), **metrics}
+
+
+if __name__ == "__main__":
+    main()

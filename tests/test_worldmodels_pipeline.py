@@ -1,0 +1,177 @@
+"""Training stages resume exactly, NaN is named, and the smoke pipeline runs end to end and resumes."""
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from dreamlab.checkpoint import Checkpointer, CheckpointError
+from dreamlab.grad_monitor import NonFiniteLossError
+from dreamlab.worldmodels import MDNRNN, ConvVAE, LatentEpisodes, get_task, train_mdnrnn, train_vae
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
+import worldmodels as experiment
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Small models: extra intra-op threads only add overhead (and stall badly on a shared, busy CPU)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _frames():
+    return torch.randint(0, 256, (24, 64, 64, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+
+
+def _train_vae(run_dir, steps):
+    torch.manual_seed(0)
+    vae = ConvVAE(8)
+    config = {"stage": "vae-test"}
+    train_vae(
+        vae,
+        _frames,
+        steps=steps,
+        batch_size=8,
+        lr=1e-3,
+        kl_tolerance=0.5,
+        seed=0,
+        checkpointer=Checkpointer(run_dir, config),
+        log=lambda _: None,
+    )
+    return vae
+
+
+def test_vae_training_resumes_exactly(tmp_path):
+    straight = _train_vae(tmp_path / "straight", 4)
+    _train_vae(tmp_path / "killed", 2)  # as if killed after step 2 ...
+    resumed = _train_vae(tmp_path / "killed", 4)  # ... and re-run with the full budget
+    for a, b in zip(straight.parameters(), resumed.parameters(), strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def _latents(nan=False):
+    rng = np.random.default_rng(0)
+    mu = [rng.normal(size=(n, 3)).astype(np.float32) for n in (9, 5, 12)]
+    if nan:
+        mu[1][2, 0] = np.nan
+    logvar = [np.full_like(m, -3.0) for m in mu]
+    actions = [rng.integers(3, size=len(m)) for m in mu]
+    dones = [np.eye(len(m), dtype=bool)[-1] for m in mu]
+    return LatentEpisodes(mu, logvar, actions, dones)
+
+
+def _train_m(run_dir, steps, nan=False):
+    torch.manual_seed(0)
+    model = MDNRNN(3, 3, 8)
+    curve = train_mdnrnn(
+        model,
+        _latents(nan),
+        get_task("doom"),
+        steps=steps,
+        batch_size=2,
+        seq_len=4,
+        lr=1e-2,
+        grad_clip=1.0,
+        done_pos_weight=5.0,
+        seed=0,
+        checkpointer=Checkpointer(run_dir, {"m": 1}),
+        log_every=1,
+        log=lambda _: None,
+    )
+    return model, curve
+
+
+def test_mdnrnn_training_resumes_exactly_and_names_nan(tmp_path):
+    straight, straight_curve = _train_m(tmp_path / "straight", 6)
+    _train_m(tmp_path / "killed", 3)
+    resumed, resumed_curve = _train_m(tmp_path / "killed", 6)
+    for a, b in zip(straight.parameters(), resumed.parameters(), strict=True):
+        torch.testing.assert_close(a, b)
+    assert resumed_curve.rows == straight_curve.rows  # no row lost or repeated
+    with pytest.raises(NonFiniteLossError, match="M loss"):
+        _train_m(tmp_path / "nan", 20, nan=True)
+
+
+def test_bad_config_is_named():
+    with pytest.raises(ValueError, match="train_in"):
+        experiment.check_config(experiment.WorldModelsConfig(train_in="imagination"))
+    with pytest.raises(ValueError, match="unknown World Models task"):
+        experiment.check_config(experiment.WorldModelsConfig(task="pong"))
+    with pytest.raises(SystemExit):
+        experiment.main(["--preset", "huge"])
+
+
+def test_smoke_pipeline_end_to_end_and_resume(tmp_path):
+    argv = [
+        "--preset",
+        "smoke",
+        "--run_dir",
+        str(tmp_path / "run"),
+        "--results_dir",
+        str(tmp_path / "results"),
+        "--threads",
+        "1",
+        "--generations",
+        "1",
+    ]
+    experiment.main(argv)
+    # Resume with a larger CMA-ES budget: only the missing generation runs, earlier stages are reloaded.
+    out = experiment.main([*argv[:-1], "2"])
+    result = json.loads(Path(out["result"]).read_text())
+    metrics = result["metrics"]
+    assert len(metrics["real_episode_returns"]) == 4 and metrics["trained_in"] == "dream"
+    assert all(1 <= r <= 100 for r in metrics["real_episode_returns"])
+    assert result["config"]["core"] == "lstm"
+    assert set(result["stage_seconds"]) == {"collect", "V", "encode", "M", "C", "evaluate"}
+    folder = tmp_path / "results" / "worldmodels"
+    curve = (folder / "doom_lstm_smoke_curve.csv").read_text().splitlines()
+    assert [line.split(",")[0] for line in curve[1:]] == ["1", "2"]  # generation 1 not repeated
+    # A setting of C only: V and M are reused, C's checkpoint is refused with the field named.
+    with pytest.raises(CheckpointError, match="temperature"):
+        experiment.main([*argv[:-1], "2", "--temperature", "1.0"])
+    for suffix in ("curve.png", "real_episode.gif", "dream_episode.gif", "vae_reconstructions.png", "vae_samples.png"):
+        assert (folder / f"doom_lstm_smoke_{suffix}").stat().st_size > 0
+
+
+def test_carracing_smoke_pipeline_with_real_env_training(tmp_path):
+    pytest.importorskip("Box2D", reason="CarRacing needs pip install 'dreamlab[box2d]'")
+    out = experiment.main(
+        [
+            "--preset",
+            "smoke",
+            "--task",
+            "carracing",
+            "--z_dim",
+            "32",
+            "--train_in",
+            "real",
+            "--max_steps",
+            "30",
+            "--rollouts",
+            "2",
+            "--vae_rollouts",
+            "2",
+            "--trials",
+            "1",
+            "--generations",
+            "1",
+            "--final_episodes",
+            "2",
+            "--real_eval_episodes",
+            "1",
+            "--threads",
+            "1",
+            "--run_dir",
+            str(tmp_path / "run"),
+            "--results_dir",
+            str(tmp_path / "results"),
+        ]
+    )
+    assert out["trained_in"] == "real" and len(out["real_episode_returns"]) == 2
+    assert not (tmp_path / "results" / "worldmodels" / "carracing_lstm_smoke_dream_episode.gif").exists()
