@@ -1,0 +1,194 @@
+"""The Differentiable Neural Computer (Graves et al., "Hybrid computing using a neural network with dynamic
+external memory", Nature 538, 2016): an LSTM controller coupled to a memory with content addressing, dynamic
+allocation and temporal links.
+
+`DNCCell` is one step (for stepping inside a dream or any hand-written loop); `DNC` unrolls a cell over a
+sequence, batching the work that does not depend on the recurrence (the input projection of the controller
+and the output layer) over all time steps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from dreamlab.dnc.controller import LSTMController
+from dreamlab.dnc.interface import InterfaceLayer
+from dreamlab.dnc.memory_access import MemoryAccess
+from dreamlab.dnc.state import ControllerState, DNCState, map_state
+
+TRACEABLE_FIELDS = DNCState._fields
+
+
+class DNCCell(nn.Module):
+    """One DNC step: x_t (B, input_size), state_{t-1} -> y_t (B, output_size), state_t.
+
+    chi_t = [x_t; r_{t-1}] drives the LSTM controller; xi_t = W_xi h_t is the interface vector that steers
+    the memory access; y_t = W_y h_t + W_r [r_t^1; ...; r_t^R] (Methods, "Controller network").
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        output_size: int,
+        hidden_size: int,
+        memory_slots: int,
+        word_size: int,
+        read_heads: int,
+        sparse_links: int | None = None,
+    ) -> None:
+        super().__init__()
+        for name, value in (("input_size", input_size), ("output_size", output_size)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        self.input_size = input_size
+        self.output_size = output_size
+        self.access = MemoryAccess(memory_slots, word_size, read_heads, sparse_links)
+        read_size = read_heads * word_size
+        self.controller = LSTMController(input_size, read_size, hidden_size)
+        self.interface = InterfaceLayer(hidden_size, word_size, read_heads)
+        self.output = nn.Linear(hidden_size + read_size, output_size)
+
+    def initial_state(
+        self, batch_size: int, device: torch.device | None = None, dtype: torch.dtype | None = None
+    ) -> DNCState:
+        """The all-zero state at t = 0, on the parameters' device and dtype unless given."""
+        reference = self.output.weight
+        device = reference.device if device is None else device
+        dtype = reference.dtype if dtype is None else dtype
+        access = self.access.initial_state(batch_size, device, dtype)
+        read_vectors = torch.zeros(
+            batch_size, self.access.read_heads, self.access.word_size, device=device, dtype=dtype
+        )
+        return DNCState.from_parts(access, read_vectors, self.controller.initial_state(batch_size, device, dtype))
+
+    def advance(self, projected_input: Tensor, state: DNCState) -> DNCState:
+        """The recurrent part of a step, from the controller's projected input W_x x_t + b (B, 4H)."""
+        controller = self.controller(projected_input, state.read_vectors.flatten(1), state.controller)
+        read_vectors, access = self.access(self.interface(controller.h), state.access)
+        return DNCState.from_parts(access, read_vectors, controller)
+
+    def readout(self, hidden: Tensor, read_vectors: Tensor) -> Tensor:
+        """y = W_y h + W_r r for any leading shape: hidden (..., H), read_vectors (..., R, W)."""
+        return self.output(torch.cat([hidden, read_vectors.flatten(-2)], dim=-1))
+
+    def forward(self, x: Tensor, state: DNCState | None = None) -> tuple[Tensor, DNCState]:
+        if x.dim() != 2 or x.shape[-1] != self.input_size:
+            raise ValueError(f"DNCCell expects x of shape (batch, {self.input_size}), got {tuple(x.shape)}")
+        self._check_dtype(x)
+        state = self.initial_state(x.shape[0], x.device) if state is None else state
+        self.check_state(state, x.shape[0])
+        state = self.advance(self.controller.project_input(x), state)
+        return self.readout(state.controller.h, state.read_vectors), state
+
+    def check_state(self, state: DNCState, batch_size: int) -> None:
+        """Raise ValueError unless state is a DNCState for this cell and batch size."""
+        if not isinstance(state, DNCState):
+            raise ValueError(f"state must be a DNCState (or None), got {type(state).__name__}")
+        expected = (batch_size, self.access.memory_slots, self.access.word_size)
+        if tuple(state.memory.shape) != expected:
+            raise ValueError(
+                f"state.memory has shape {tuple(state.memory.shape)}, expected {expected} "
+                "(batch, memory_slots, word_size)"
+            )
+        if tuple(state.controller.h.shape) != (batch_size, self.controller.hidden_size):
+            raise ValueError(
+                f"state.controller.h has shape {tuple(state.controller.h.shape)}, "
+                f"expected {(batch_size, self.controller.hidden_size)}"
+            )
+
+    def _check_dtype(self, x: Tensor) -> None:
+        if x.dtype != self.output.weight.dtype:
+            raise ValueError(
+                f"input dtype {x.dtype} differs from the DNC's parameters ({self.output.weight.dtype}); "
+                "convert one of them, e.g. dnc.to(torch.float64)"
+            )
+
+
+class DNC(nn.Module):
+    """Differentiable Neural Computer over sequences.
+
+    DNC(input_size, output_size, hidden_size, memory_slots, word_size, read_heads, sparse_links=None,
+    batch_first=True); `y, state = dnc(x, state=None)` maps x (B, T, input_size) to y (B, T, output_size),
+    or (T, B, .) with batch_first=False. The state is a `DNCState` (batch first whatever batch_first is).
+    `forward_traced` also returns chosen state fields at every step. sparse_links=K keeps K links per row
+    of the temporal link matrix (Rae et al. 2016). The single-step `DNCCell` is `dnc.cell`.
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        output_size: int,
+        hidden_size: int,
+        memory_slots: int,
+        word_size: int,
+        read_heads: int,
+        sparse_links: int | None = None,
+        batch_first: bool = True,
+    ) -> None:
+        super().__init__()
+        self.batch_first = batch_first
+        self.cell = DNCCell(input_size, output_size, hidden_size, memory_slots, word_size, read_heads, sparse_links)
+
+    def initial_state(
+        self, batch_size: int, device: torch.device | None = None, dtype: torch.dtype | None = None
+    ) -> DNCState:
+        return self.cell.initial_state(batch_size, device, dtype)
+
+    def forward(self, x: Tensor, state: DNCState | None = None) -> tuple[Tensor, DNCState]:
+        y, state, _ = self._unroll(x, state, ())
+        return y, state
+
+    def forward_traced(
+        self, x: Tensor, state: DNCState | None = None, fields: Sequence[str] = ("memory", "read_vectors")
+    ) -> tuple[Tensor, DNCState, dict[str, object]]:
+        """Like forward, plus {field: that DNCState field at every step} with time stacked as in y.
+
+        E.g. fields=("memory", "read_vectors") gives M_t (B, T, N, W) and r_t (B, T, R, W) for batch_first.
+        Traces stay in the autograd graph (so a loss may use them); detach them for logging.
+        """
+        unknown = [name for name in fields if name not in TRACEABLE_FIELDS]
+        if unknown:
+            raise ValueError(f"unknown trace fields {unknown}; choose from {list(TRACEABLE_FIELDS)}")
+        return self._unroll(x, state, tuple(fields))
+
+    def _unroll(
+        self, x: Tensor, state: DNCState | None, fields: tuple[str, ...]
+    ) -> tuple[Tensor, DNCState, dict[str, object]]:
+        cell = self.cell
+        layout = "(batch, time, input_size)" if self.batch_first else "(time, batch, input_size)"
+        if x.dim() != 3 or x.shape[-1] != cell.input_size or x.shape[0] == 0 or x.shape[1] == 0:
+            raise ValueError(f"DNC expects x of shape {layout} with input_size={cell.input_size}, got {tuple(x.shape)}")
+        cell._check_dtype(x)
+        time_major = x.transpose(0, 1) if self.batch_first else x
+        steps, batch_size = time_major.shape[:2]
+        state = cell.initial_state(batch_size, x.device) if state is None else state
+        cell.check_state(state, batch_size)
+
+        projected = cell.controller.project_input(time_major)
+        hidden, reads = [], []
+        traces: dict[str, list] = {name: [] for name in fields}
+        for t in range(steps):
+            state = cell.advance(projected[t], state)
+            hidden.append(state.controller.h)
+            reads.append(state.read_vectors)
+            for name in fields:
+                traces[name].append(getattr(state, name))
+        y = cell.readout(torch.stack(hidden), torch.stack(reads))
+        time_dim = 1 if self.batch_first else 0
+        if self.batch_first:
+            y = y.transpose(0, 1)
+        return y, state, {name: _stack_steps(values, time_dim) for name, values in traces.items()}
+
+
+def _stack_steps(values: list, dim: int) -> object:
+    """Stack per-step tensors (or NamedTuples of tensors, e.g. ControllerState) along a new time dim."""
+    first = values[0]
+    if isinstance(first, Tensor):
+        return torch.stack(values, dim=dim)
+    return type(first)(*(_stack_steps(list(parts), dim) for parts in zip(*values, strict=True)))
+
+
+__all__ = ["DNC", "TRACEABLE_FIELDS", "ControllerState", "DNCCell", "DNCState", "map_state"]

@@ -1,0 +1,169 @@
+"""Temporal link matrix and precedence of the DNC, dense and top-K sparse."""
+
+import itertools
+
+import pytest
+import torch
+
+from dreamlab.dnc.temporal_links import (
+    TemporalLinkage,
+    TopKLinks,
+    dense_link_step,
+    topk_directional_weights,
+    topk_link_update,
+    update_precedence,
+)
+
+
+def reference_link_step(prev_link, write_weights, prev_precedence, prev_read_weights):
+    """The paper's equations written directly (autograd differentiates them)."""
+    slots = prev_link.shape[-1]
+    link = (1 - write_weights[:, :, None] - write_weights[:, None, :]) * prev_link
+    link = link + write_weights[:, :, None] * prev_precedence[:, None, :]
+    link = link * (1 - torch.eye(slots, dtype=link.dtype))
+    forward = torch.einsum("bij,brj->bri", link, prev_read_weights)  # f = L w
+    backward = torch.einsum("bij,bri->brj", link, prev_read_weights)  # b = L^T w
+    return link, forward, backward
+
+
+def random_inputs(batch=3, slots=6, heads=2, dtype=torch.float64, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    prev_link = torch.rand(batch, slots, slots, generator=generator, dtype=dtype) / slots
+    prev_link = prev_link * (1 - torch.eye(slots, dtype=dtype))
+    write = 0.9 * torch.softmax(torch.randn(batch, slots, generator=generator, dtype=dtype), -1)
+    precedence = 0.9 * torch.softmax(torch.randn(batch, slots, generator=generator, dtype=dtype), -1)
+    read = torch.softmax(torch.randn(batch, heads, slots, generator=generator, dtype=dtype), -1)
+    return prev_link, write, precedence, read
+
+
+def test_precedence_update():
+    prev = torch.tensor([[0.5, 0.5, 0.0]])
+    write = torch.tensor([[0.0, 0.2, 0.6]])
+    torch.testing.assert_close(update_precedence(prev, write), torch.tensor([[0.1, 0.3, 0.6]]))
+
+
+def test_dense_step_matches_the_equations_and_their_gradients():
+    inputs = random_inputs()
+    for ours, reference in zip(dense_link_step(*inputs), reference_link_step(*inputs), strict=True):
+        torch.testing.assert_close(ours, reference)
+    leaves = [t.clone().requires_grad_() for t in inputs]
+    assert torch.autograd.gradcheck(dense_link_step, leaves)
+    # Gradient of a loss using all three outputs equals autograd through the reference equations.
+    weights = [torch.randn_like(t) for t in reference_link_step(*inputs)]
+    grads = []
+    for step in (dense_link_step, reference_link_step):
+        leaves = [t.clone().requires_grad_() for t in inputs]
+        loss = sum((w * out).sum() for w, out in zip(weights, step(*leaves), strict=True))
+        grads.append(torch.autograd.grad(loss, leaves))
+    for ours, reference in zip(*grads, strict=True):
+        torch.testing.assert_close(ours, reference)
+
+
+def test_sequential_one_hot_writes_form_a_chain():
+    slots, batch = 5, 2
+    linkage = TemporalLinkage(slots)
+    link = linkage.initial_link(batch, torch.device("cpu"), torch.float32)
+    precedence = torch.zeros(batch, slots)
+    read = torch.zeros(batch, 1, slots)
+    order = [2, 0, 4, 1]
+    for slot in order:
+        write = torch.zeros(batch, slots)
+        write[:, slot] = 1.0
+        link, precedence, _, _ = linkage(link, write, precedence, read)
+    expected = torch.zeros(slots, slots)
+    for before, after in itertools.pairwise(order):
+        expected[after, before] = 1.0  # L[i, j] = 1: i written right after j
+    torch.testing.assert_close(link, expected.expand(batch, slots, slots))
+    torch.testing.assert_close(precedence, torch.nn.functional.one_hot(torch.tensor([1, 1]), slots).float())
+    # Reading slot 0 forward lands on slot 4 (written next), backward on slot 2 (written before).
+    read = torch.zeros(batch, 1, slots)
+    read[:, 0, 0] = 1.0
+    still = torch.zeros(batch, slots)
+    _, _, forward, backward = linkage(link, still, precedence, read)
+    assert forward[0, 0].argmax() == 4 and backward[0, 0].argmax() == 2
+
+
+def test_link_rows_and_columns_stay_substochastic():
+    inputs = random_inputs(batch=4, slots=8, seed=3)
+    link, precedence = inputs[0].float() * 0, torch.zeros(4, 8)
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(200):
+        write = torch.rand(4, 1, generator=generator) * torch.softmax(3 * torch.randn(4, 8, generator=generator), -1)
+        link, _, _ = dense_link_step(link, write, precedence, torch.zeros(4, 1, 8))
+        precedence = update_precedence(precedence, write)
+    assert link.min() >= 0
+    assert link.sum(-1).max() <= 1 + 1e-5 and link.sum(-2).max() <= 1 + 1e-5
+    assert torch.diagonal(link, dim1=-2, dim2=-1).abs().max() == 0
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_topk_with_k_equal_n_equals_dense(seed):
+    slots, batch = 6, 3
+    *_, read = random_inputs(batch, slots, seed=seed)
+    dense = TemporalLinkage(slots)
+    sparse = TemporalLinkage(slots, sparse_links=slots)
+    dense_link = dense.initial_link(batch, torch.device("cpu"), torch.float64)
+    sparse_link = sparse.initial_link(batch, torch.device("cpu"), torch.float64)
+    precedence = torch.zeros(batch, slots, dtype=torch.float64)
+    generator = torch.Generator().manual_seed(seed)
+    for _ in range(6):
+        write = 0.8 * torch.softmax(torch.randn(batch, slots, generator=generator, dtype=torch.float64), -1)
+        dense_link, dense_precedence, dense_f, dense_b = dense(dense_link, write, precedence, read)
+        sparse_link, _, sparse_f, sparse_b = sparse(sparse_link, write, precedence, read)
+        precedence = dense_precedence
+        torch.testing.assert_close(sparse_link.dense(), dense_link)
+        torch.testing.assert_close(sparse_f, dense_f)
+        torch.testing.assert_close(sparse_b, dense_b)
+
+
+def test_topk_keeps_k_entries_per_row_and_is_exact_for_sharp_writes():
+    slots, batch, k = 10, 2, 2
+    sparse = TemporalLinkage(slots, sparse_links=k)
+    dense = TemporalLinkage(slots)
+    sparse_link = sparse.initial_link(batch, torch.device("cpu"), torch.float32)
+    dense_link = dense.initial_link(batch, torch.device("cpu"), torch.float32)
+    precedence = torch.zeros(batch, slots)
+    read = torch.softmax(torch.randn(batch, 3, slots), -1)
+    for slot in [3, 7, 1, 0, 9, 4]:
+        write = torch.nn.functional.one_hot(torch.tensor([slot, (slot + 1) % slots]), slots).float()
+        sparse_link, _, sparse_f, sparse_b = sparse(sparse_link, write, precedence, read)
+        dense_link, precedence, dense_f, dense_b = dense(dense_link, write, precedence, read)
+    assert sparse_link.values.shape == (batch, slots, k)
+    torch.testing.assert_close(sparse_link.dense(), dense_link)
+    torch.testing.assert_close(sparse_f, dense_f)
+    torch.testing.assert_close(sparse_b, dense_b)
+
+
+def test_topk_truncates_rows_and_passes_gradients():
+    slots, batch, k = 8, 2, 3
+    generator = torch.Generator().manual_seed(0)
+    values = torch.zeros(batch, slots, k, dtype=torch.float64)
+    indices = torch.zeros(batch, slots, k, dtype=torch.long)
+    link = TopKLinks(values, indices)
+    precedence = torch.zeros(batch, slots, dtype=torch.float64)
+    for _ in range(5):
+        write = 0.9 * torch.softmax(torch.randn(batch, slots, generator=generator, dtype=torch.float64), -1)
+        link = topk_link_update(link, write, precedence)
+        precedence = update_precedence(precedence, write)
+    assert ((link.dense() != 0).sum(-1) <= k).all()
+    assert torch.diagonal(link.dense(), dim1=-2, dim2=-1).abs().max() == 0
+
+    write = (
+        0.9 * torch.softmax(torch.randn(batch, slots, generator=generator, dtype=torch.float64), -1)
+    ).requires_grad_()
+    read = torch.softmax(torch.randn(batch, 2, slots, dtype=torch.float64), -1).requires_grad_()
+    prev_values = link.values.clone().requires_grad_()
+    precedence = precedence.clone().requires_grad_()
+
+    def step(values, write, precedence, read):
+        new = topk_link_update(TopKLinks(values, link.indices), write, precedence)
+        return (new.values, *topk_directional_weights(new, read))
+
+    assert torch.autograd.gradcheck(step, (prev_values, write, precedence, read))
+
+
+def test_sparse_links_out_of_range_is_an_error():
+    with pytest.raises(ValueError, match="sparse_links"):
+        TemporalLinkage(8, sparse_links=9)
+    with pytest.raises(ValueError, match="sparse_links"):
+        TemporalLinkage(8, sparse_links=0)
