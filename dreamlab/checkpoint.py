@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +38,12 @@ def _encode(value: Any) -> Any:
         return value.detach().cpu()
     if isinstance(value, dict):
         return {k: _encode(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(_encode(v) for v in value)
+    if isinstance(value, list):
+        return [_encode(v) for v in value]
+    if isinstance(value, tuple):
+        # Named tuples are stored as plain tuples (loading builds no custom classes); the owner of the structure
+        # restores the names, e.g. with dreamlab.worldmodels.cores.map_state over a fresh initial state.
+        return tuple(_encode(v) for v in value)
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     raise TypeError(f"cannot checkpoint a value of type {type(value).__name__}")
@@ -94,12 +99,20 @@ class Checkpointer:
 
     Fields listed in the config class's ``RESUMABLE_FIELDS`` (typically budgets such as epochs or generations)
     and the run-only fields (device, paths, workers) may differ on resume; any other difference is an error
-    naming the fields, because the saved state would not mean what the new config says.
+    naming the fields, because the saved state would not mean what the new config says. A stage of a pipeline
+    whose state depends on only some fields passes them as ``depends_on``: then only those are compared.
     """
 
-    def __init__(self, run_dir: str | os.PathLike, config: Any, filename: str = "checkpoint.pt"):
+    def __init__(
+        self,
+        run_dir: str | os.PathLike,
+        config: Any,
+        filename: str = "checkpoint.pt",
+        depends_on: Iterable[str] | None = None,
+    ):
         self.path = Path(run_dir) / filename
         self.config = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
+        self._depends_on = None if depends_on is None else set(depends_on)
         self._may_change = _RUN_ONLY_FIELDS | set(getattr(config, "RESUMABLE_FIELDS", ()))
 
     def exists(self) -> bool:
@@ -111,11 +124,12 @@ class Checkpointer:
             return None
         saved = load_checkpoint(self.path, map_location)
         saved_config = saved.get("config", {})
-        differing = sorted(
-            key
-            for key in set(saved_config) | set(self.config)
-            if key not in self._may_change and saved_config.get(key) != self.config.get(key)
+        compared = (
+            self._depends_on
+            if self._depends_on is not None
+            else (set(saved_config) | set(self.config)) - self._may_change
         )
+        differing = sorted(key for key in compared if saved_config.get(key) != self.config.get(key))
         if differing:
             details = ", ".join(f"{k}: {saved_config.get(k)!r} -> {self.config.get(k)!r}" for k in differing)
             raise CheckpointError(

@@ -30,6 +30,7 @@ class RunConfig:
     results_dir: str = "results"  # committed results: results/<module>/<name>.json and figures
     name: str = ""  # result name; default derived from the experiment and preset
     log_grads: bool = False  # log per-parameter gradient norms and name any NaN/Inf gradient
+    threads: int = 0  # torch intra-op threads; 0 = torch's default. 1 is fastest when several runs share a CPU
 
     # Fields that may change when a run resumes from its checkpoint (budgets, typically).
     RESUMABLE_FIELDS: ClassVar[tuple[str, ...]] = ()

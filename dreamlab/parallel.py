@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 import multiprocessing
 import os
+import threading
+import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any, TypeVar
@@ -17,11 +19,20 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
-def _init_worker() -> None:
+def _exit_with_parent(parent_pid: int) -> None:
+    # A worker whose parent was killed (SIGKILL, or SIGTERM without cleanup) would otherwise wait forever on its
+    # task queue; a re-parented worker sees a new parent id and leaves.
+    while os.getppid() == parent_pid:
+        time.sleep(1.0)
+    os._exit(1)
+
+
+def _init_worker(parent_pid: int) -> None:
     # One intra-op thread per worker process: the processes already use every core.
     import torch
 
     torch.set_num_threads(1)
+    threading.Thread(target=_exit_with_parent, args=(parent_pid,), daemon=True).start()
 
 
 class WorkerPool:
@@ -51,7 +62,10 @@ class WorkerPool:
             self._ray = ray
         elif self.workers > 0:
             self._executor = ProcessPoolExecutor(
-                max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker
+                max_workers=self.workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_init_worker,
+                initargs=(os.getpid(),),
             )
         return self
 

@@ -127,11 +127,29 @@ class CurveLog:
         writer.writerows(self.rows)
         return atomic_write_text(path, buffer.getvalue())
 
+    @classmethod
+    def from_csv(cls, path: str | os.PathLike) -> CurveLog:
+        """Read a curve written by :meth:`to_csv`; numbers come back as floats, empty cells as missing keys."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"no curve file {path}")
+        curve = cls()
+        for row in csv.DictReader(io.StringIO(path.read_text())):
+            curve.append(**{k: _parse_cell(v) for k, v in row.items() if v not in ("", None)})
+        return curve
+
     def state_dict(self) -> dict[str, Any]:
         return {"rows": [dict(r) for r in self.rows]}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self.rows = [dict(r) for r in state["rows"]]
+
+
+def _parse_cell(text: str) -> float | str:
+    try:
+        return float(text)
+    except ValueError:
+        return text
 
 
 class StageTimer:

@@ -56,3 +56,11 @@ def seed_everything(seed: int) -> np.random.Generator:
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
     return np.random.default_rng(seed)
+
+
+def set_threads(threads: int) -> None:
+    """Set torch's intra-op threads; 0 keeps torch's default (one per core)."""
+    if not isinstance(threads, int) or threads < 0:
+        raise ValueError(f"threads must be a non-negative int (0 = torch's default), got {threads!r}")
+    if threads:
+        torch.set_num_threads(threads)

@@ -24,7 +24,7 @@ import torch
 from dreamlab.config import RunConfig, parse_config
 from dreamlab.dnc import DNC
 from dreamlab.results import write_result
-from dreamlab.runtime import resolve_device, resolve_dtype, seed_everything
+from dreamlab.runtime import resolve_device, resolve_dtype, seed_everything, set_threads
 
 
 @dataclasses.dataclass
@@ -41,7 +41,7 @@ class DNCBenchmarkConfig(RunConfig):
     sparse_links: int = 8  # also time the top-K sparse link variant with this K; 0 = skip it
     rounds: int = 7
     warmup: int = 1
-    threads: int = 1  # torch threads; 0 = torch's default
+    threads: int = 1
     compare_pytorch_dnc: bool = True
 
 
@@ -114,8 +114,7 @@ def timed(step: Callable, device: torch.device) -> tuple[float, float]:
 
 def main(argv: list[str] | None = None) -> dict:
     config = parse_config(DNCBenchmarkConfig, PRESETS, argv, description=__doc__)
-    if config.threads > 0:
-        torch.set_num_threads(config.threads)
+    set_threads(config.threads)
     start = time.perf_counter()
     seed_everything(config.seed)
     device, dtype = resolve_device(config.device), resolve_dtype(config.dtype)

@@ -37,7 +37,7 @@ from dreamlab.dnc.tasks import (
 from dreamlab.figures import save_figure
 from dreamlab.grad_monitor import GradientMonitor, check_finite
 from dreamlab.results import CurveLog, StageTimer, write_result
-from dreamlab.runtime import resolve_device, resolve_dtype, seed_everything
+from dreamlab.runtime import resolve_device, resolve_dtype, seed_everything, set_threads
 
 MODELS = ("dnc", "lstm")
 
@@ -68,7 +68,7 @@ class DNCCopyConfig(RunConfig):
     checkpoint_every: int = 50
     threads: int = 1  # torch threads; 1 is fastest for these small recurrent steps on a shared CPU
 
-    RESUMABLE_FIELDS: ClassVar[tuple[str, ...]] = ("steps", "eval_every", "checkpoint_every", "threads")
+    RESUMABLE_FIELDS: ClassVar[tuple[str, ...]] = ("steps", "eval_every", "checkpoint_every")
 
 
 PRESETS = {
@@ -196,8 +196,7 @@ def main(argv: list[str] | None = None) -> dict:
         raise ValueError(f"unknown task {config.task!r}; choose from {list(TASKS)}")
     if config.memory_slots < 2 * config.max_length + 1 and config.task == "copy":
         raise ValueError(f"memory_slots={config.memory_slots} cannot hold a 2L={2 * config.max_length} test pattern")
-    if config.threads > 0:
-        torch.set_num_threads(config.threads)
+    set_threads(config.threads)
     start = time.perf_counter()
     seed_everything(config.seed)
     device, dtype = resolve_device(config.device), resolve_dtype(config.dtype)

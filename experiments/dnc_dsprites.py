@@ -55,7 +55,7 @@ from dreamlab.figures import save_figure
 from dreamlab.files import atomic_write_text
 from dreamlab.grad_monitor import GradientMonitor, check_finite
 from dreamlab.results import CurveLog, StageTimer, write_result
-from dreamlab.runtime import resolve_device, resolve_dtype, seed_everything
+from dreamlab.runtime import resolve_device, resolve_dtype, seed_everything, set_threads
 
 # The post's two DNCs: (memory slots N, word size W, read heads R).
 MODEL_SIZES = {"A": (256, 64, 4), "B": (16, 16, 4)}
@@ -99,7 +99,7 @@ class DNCSpritesConfig(RunConfig):
         1  # CPU intra-op threads: the DNC's per-step ops are too small to gain from more, and lose on a busy machine
     )
 
-    RESUMABLE_FIELDS: ClassVar[tuple[str, ...]] = ("epochs", "checkpoint_seconds", "threads")
+    RESUMABLE_FIELDS: ClassVar[tuple[str, ...]] = ("epochs", "checkpoint_seconds")
 
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -154,8 +154,6 @@ def check_config(config: DNCSpritesConfig) -> None:
         raise ValueError(f"probe_length {config.probe_length} must exceed the largest lag {max(config.probe_lags)}")
     if not 0 < config.probe_test_fraction < 1:
         raise ValueError(f"probe_test_fraction must be in (0, 1), got {config.probe_test_fraction}")
-    if config.threads < 1:
-        raise ValueError(f"threads must be >= 1, got {config.threads}")
     if config.epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {config.epochs}")
     if config.aux_weight < 0:
@@ -516,7 +514,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     start_time = time.perf_counter()
     seed_everything(config.seed)
     device, dtype = resolve_device(config.device), resolve_dtype(config.dtype)
-    torch.set_num_threads(config.threads)
+    set_threads(config.threads)
     suffix = "_aux" if config.aux_weight > 0 else ""
     name = config.name or f"dsprites_memory_{config.model}{suffix}_{config.preset}"
     run_dir = config.run_dir or f"runs/dnc_dsprites/{name}"

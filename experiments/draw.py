@@ -31,7 +31,7 @@ from dreamlab.draw.visualize import attention_frames, glimpse_strip, tile, to_rg
 from dreamlab.figures import save_figure, save_gif
 from dreamlab.grad_monitor import GradientMonitor
 from dreamlab.results import CurveLog, StageTimer, write_result
-from dreamlab.runtime import resolve_device, resolve_dtype, seed_everything
+from dreamlab.runtime import resolve_device, resolve_dtype, seed_everything, set_threads
 
 MODELS = ("draw", "vae")
 
@@ -64,9 +64,8 @@ class DrawConfig(RunConfig):
     eval_images: int = 1000  # test images for the evaluations logged during training (the final one uses n_test)
     checkpoint_seconds: float = 60.0
     figure_images: int = 8
-    torch_threads: int = 0  # 0: torch's default; 1 is fastest when several runs share a CPU
 
-    RESUMABLE_FIELDS: ClassVar[tuple[str, ...]] = ("steps", "eval_every", "checkpoint_seconds", "torch_threads")
+    RESUMABLE_FIELDS: ClassVar[tuple[str, ...]] = ("steps", "eval_every", "checkpoint_seconds")
 
 
 PRESETS = {
@@ -216,10 +215,7 @@ def main(argv: list[str] | None = None) -> dict:
     config = parse_config(DrawConfig, PRESETS, argv, description=__doc__)
     if config.data not in SOURCES:
         raise ValueError(f"unknown --data {config.data!r}; choose from {list(SOURCES)}")
-    if config.torch_threads < 0:
-        raise ValueError(f"--torch_threads must be >= 0, got {config.torch_threads}")
-    if config.torch_threads:
-        torch.set_num_threads(config.torch_threads)
+    set_threads(config.threads)
     rng = seed_everything(config.seed)
     device, dtype = resolve_device(config.device), resolve_dtype(config.dtype)
     images = load_image_set(

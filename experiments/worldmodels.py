@@ -5,7 +5,9 @@
     python experiments/worldmodels.py --preset fast --task carracing --z_dim 32 --train_in real
 
 Every stage checkpoints into ``--run_dir`` (default runs/worldmodels/<name>); re-running the same command after a
-kill resumes where it stopped. Results go to results/worldmodels/<name>.json with figures, GIFs and curves.
+kill resumes where it stopped. Rollouts, V and the encoded latents go to ``--data_dir`` (default: the run dir), so
+runs that differ only in M or C -- an LSTM and a DNC core, say -- can share one data dir and train V once.
+Results go to results/worldmodels/<name>.json with figures, GIFs and curves.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from dreamlab.config import RunConfig, config_dict, parse_config
 from dreamlab.files import atomic_write_json
 from dreamlab.parallel import WorkerPool
 from dreamlab.results import StageTimer, write_result
-from dreamlab.runtime import resolve_device, resolve_dtype, seed_everything
+from dreamlab.runtime import resolve_device, resolve_dtype, seed_everything, set_threads
 from dreamlab.worldmodels import (
     MDNRNN,
     ConvVAE,
@@ -67,7 +69,7 @@ class WorldModelsConfig(RunConfig):
     max_steps: int = 0  # episode cap; 0 = the task's (2100 Doom, 1000 CarRacing)
     workers: int = 2  # worker processes for env episodes (0 = in this process)
     ray_address: str = ""  # e.g. auto or ray://head:10001 to run env episodes on a Ray cluster
-    threads: int = 0  # torch threads in this process; 0 = torch's default
+    data_dir: str = ""  # rollouts, V and latents; "" = the run dir. Share it between runs that differ in M or C.
     # V
     z_dim: int = 64
     vae_rollouts: int = 300  # rollouts whose frames train V (held in memory as uint8)
@@ -123,14 +125,6 @@ _M_INPUTS = (
 )
 _C_INPUTS = (*_M_INPUTS, "m_steps", "train_in", "include_cell", "temperature", "population", "trials", "sigma0")
 STAGE_INPUTS = {"vae.pt": _V_INPUTS, "mdnrnn.pt": _M_INPUTS, "cmaes.pt": _C_INPUTS, "evaluation.pt": _C_INPUTS}
-
-
-class StageConfig(dict):
-    """The run's config as one stage's Checkpointer sees it: fields the stage does not depend on may change."""
-
-    def __init__(self, config: WorldModelsConfig, inputs: tuple[str, ...]):
-        super().__init__(config_dict(config))
-        self.RESUMABLE_FIELDS = tuple(k for k in self if k not in inputs)
 
 
 PRESETS = {
@@ -189,14 +183,15 @@ def main(argv: list[str] | None = None) -> dict:
     check_config(config)
     name = config.name or f"{config.task}_{config.core}_{config.preset}"
     run_dir = Path(config.run_dir or f"runs/worldmodels/{name}")
+    data_dir = Path(config.data_dir) if config.data_dir else run_dir
     out_dir = Path(config.results_dir) / "worldmodels"
-    if config.threads > 0:
-        torch.set_num_threads(config.threads)
+    set_threads(config.threads)
     seed_everything(config.seed)
     device, dtype = resolve_device(config.device), resolve_dtype(config.dtype)
     task = get_task(config.task)
     max_steps = config.max_steps or task.max_episode_steps
     run_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(run_dir / "config.json", config_dict(config))
 
     # Stage times survive a kill: the timer is saved with every log line, including the current stage's share.
@@ -226,7 +221,8 @@ def main(argv: list[str] | None = None) -> dict:
             log(f"stage {self.name} done")
 
     def checkpointer(filename: str) -> Checkpointer:
-        return Checkpointer(run_dir, StageConfig(config, STAGE_INPUTS[filename]), filename=filename)
+        folder = data_dir if filename == "vae.pt" else run_dir
+        return Checkpointer(folder, config, filename=filename, depends_on=STAGE_INPUTS[filename])
 
     core_options = (
         {
@@ -242,7 +238,7 @@ def main(argv: list[str] | None = None) -> dict:
         with stage("collect"):
             paths = collect_rollouts(
                 config.task,
-                run_dir / "rollouts",
+                data_dir / "rollouts",
                 config.rollouts,
                 config.seed,
                 pool,
@@ -273,7 +269,8 @@ def main(argv: list[str] | None = None) -> dict:
             save_prior_samples(vae, 8, config.seed, out_dir / f"{name}_vae_samples.png")
 
         with stage("encode"):
-            latent_paths = encode_rollouts(vae, paths, run_dir / "latents", log=log)
+            # One folder per V: latents written by a V trained for fewer steps are never mistaken for this one's.
+            latent_paths = encode_rollouts(vae, paths, data_dir / f"latents_vae{config.vae_steps}", log=log)
             data = load_latents(latent_paths)
 
         with stage("M"):
@@ -284,6 +281,7 @@ def main(argv: list[str] | None = None) -> dict:
                 config.n_components,
                 config.core,
                 predict_done=config.task == "doom",
+                core_options=core_options,
             ).to(device, dtype)
             m_curve = train_mdnrnn(
                 model,
@@ -308,7 +306,15 @@ def main(argv: list[str] | None = None) -> dict:
         initial_mu, initial_logvar = data.first_frames()
         dream = (
             Dream(
-                model, task, controller, initial_mu, initial_logvar, config.temperature, max_steps, config.include_cell
+                model,
+                task,
+                controller,
+                initial_mu,
+                initial_logvar,
+                config.temperature,
+                max_steps,
+                config.include_cell,
+                config.done_pos_weight,
             )
             if config.task == "doom"
             else None

@@ -20,7 +20,7 @@ import torch
 from dreamlab.checkpoint import load_checkpoint
 from dreamlab.config import RunConfig, parse_config
 from dreamlab.results import write_result
-from dreamlab.runtime import resolve_device, resolve_dtype, seed_everything
+from dreamlab.runtime import resolve_device, resolve_dtype, seed_everything, set_threads
 from dreamlab.worldmodels import MDNRNN, Dream, LinearController, get_task
 
 
@@ -34,7 +34,6 @@ class DreamBenchmarkConfig(RunConfig):
     trials: int = 16
     max_steps: int = 500
     temperature: float = 1.15
-    threads: int = 0
     mdnrnn_checkpoint: str = ""
 
 
@@ -47,8 +46,7 @@ PRESETS = {
 
 def main(argv: list[str] | None = None) -> dict:
     config = parse_config(DreamBenchmarkConfig, PRESETS, argv, description=__doc__)
-    if config.threads > 0:
-        torch.set_num_threads(config.threads)
+    set_threads(config.threads)
     seed_everything(config.seed)
     device, dtype = resolve_device(config.device), resolve_dtype(config.dtype)
     task = get_task("doom")

@@ -24,8 +24,10 @@ def run(es: CMAES, f, generations: int | None = None) -> CMAES:
     return es
 
 
-def tutorial_parameters(n: int) -> dict:
-    """Table 1 of Hansen's tutorial (2016), eqs. 48-58, written out independently of the library."""
+def reference_parameters(n: int) -> dict:
+    """Table 1 of Hansen's tutorial (2016), eqs. 48-58, written out independently of the library, with the three
+    documented deviations that pycma also makes: c_sigma's denominator n + mu_eff + 3 (eq. 55 has + 5) and its cap
+    at 1/2, the offset 1/4 in c_mu's numerator (eq. 58) and the exact E||N(0, I)|| instead of its approximation."""
     lam = 4 + int(3 * math.log(n))
     mu = lam // 2
     w_prime = [math.log((lam + 1) / 2) - math.log(i) for i in range(1, lam + 1)]
@@ -33,10 +35,10 @@ def tutorial_parameters(n: int) -> dict:
     mu_eff = sum(pos) ** 2 / sum(w * w for w in pos)
     mu_eff_minus = sum(neg) ** 2 / sum(w * w for w in neg)
     c_1 = 2 / ((n + 1.3) ** 2 + mu_eff)
-    c_mu = min(1 - c_1, 2 * (mu_eff - 2 + 1 / mu_eff) / ((n + 2) ** 2 + mu_eff))
+    c_mu = min(1 - c_1, 2 * (0.25 + mu_eff - 2 + 1 / mu_eff) / ((n + 2) ** 2 + mu_eff))
     alpha_min = min(1 + c_1 / c_mu, 1 + 2 * mu_eff_minus / (mu_eff + 2), (1 - c_1 - c_mu) / (n * c_mu))
     weights = [w / sum(pos) for w in pos] + [alpha_min * w / -sum(neg) for w in neg]
-    c_sigma = (mu_eff + 2) / (n + mu_eff + 5)
+    c_sigma = min(0.5, (mu_eff + 2) / (n + mu_eff + 3))
     return {
         "popsize": lam,
         "mu": mu,
@@ -47,7 +49,7 @@ def tutorial_parameters(n: int) -> dict:
         "c_c": (4 + mu_eff / n) / (n + 4 + 2 * mu_eff / n),
         "c_1": c_1,
         "c_mu": c_mu,
-        "chi_n": math.sqrt(n) * (1 - 1 / (4 * n) + 1 / (21 * n * n)),
+        "chi_n": math.sqrt(2) * math.gamma((n + 1) / 2) / math.gamma(n / 2),
         "eigen_interval": max(1, int(1 / (10 * n * (c_1 + c_mu)))),
     }
 
@@ -55,7 +57,7 @@ def tutorial_parameters(n: int) -> dict:
 @pytest.mark.parametrize("n", [2, 5, 10, 40, 300])
 def test_default_parameters_follow_the_tutorial(n):
     params = strategy_parameters(n)
-    expected = tutorial_parameters(n)
+    expected = reference_parameters(n)
     for key, value in expected.items():
         np.testing.assert_allclose(getattr(params, key), value, rtol=1e-12, err_msg=key)
     assert params.weights[: params.mu].sum() == pytest.approx(1.0)
@@ -69,21 +71,67 @@ def test_default_parameters_for_ten_dimensions_by_hand():
     raw = np.log(5.5) - np.log([1, 2, 3, 4, 5])
     np.testing.assert_allclose(params.weights[:5], raw / raw.sum())
     assert params.mu_eff == pytest.approx(3.1672992, rel=1e-6)
+    # c_sigma = (mu_eff + 2) / (n + mu_eff + 3) and d_sigma = 1 + c_sigma (the mu_eff term is zero for n = 10).
+    assert params.c_sigma == pytest.approx(5.1672992 / 16.1672992, rel=1e-6)
+    assert params.d_sigma == pytest.approx(1 + params.c_sigma, rel=1e-12)
 
 
-def test_positive_part_matches_pycma():
+@pytest.mark.parametrize(
+    ("n", "mean_norm"), [(1, math.sqrt(2 / math.pi)), (2, math.sqrt(math.pi / 2)), (3, 2 * math.sqrt(2 / math.pi))]
+)
+def test_chi_n_is_the_mean_norm_of_a_standard_normal(n, mean_norm):
+    # E||N(0, I_n)|| in closed form: the chi distribution's mean for n = 1, 2, 3.
+    assert strategy_parameters(n).chi_n == pytest.approx(mean_norm, rel=1e-14)
+    # Appendix A's approximation agrees to 1e-3 relative.
+    assert math.sqrt(n) * (1 - 1 / (4 * n) + 1 / (21 * n**2)) == pytest.approx(mean_norm, rel=1e-3)
+
+
+def test_default_parameters_match_pycma():
     cma = pytest.importorskip("cma")
-    # pycma's c_sigma and d_sigma are its own, (mu_eff + 2) / (n + mu_eff + 3) and friends, not eq. 55.
+    from cma.utilities.math import Mh
+
     for n in (3, 10, 30):
         es = cma.CMAEvolutionStrategy(np.zeros(n), 1.0, {"verbose": -9, "seed": 1})
         ours = strategy_parameters(n)
+        learning_rates = es.sm.parameters()  # the c_1 and c_mu pycma's covariance update uses
         assert ours.popsize == es.sp.popsize and ours.mu == es.sp.weights.mu
-        np.testing.assert_allclose(ours.weights[: ours.mu], es.sp.weights[: ours.mu], rtol=1e-12)
+        np.testing.assert_allclose(ours.weights, es.sp.weights, rtol=1e-12, atol=1e-15)
         np.testing.assert_allclose(
-            [ours.mu_eff, ours.c_c, ours.c_1],
-            [es.sp.weights.mueff, es.sp.cc, es.sp.c1],
+            [ours.mu_eff, ours.c_sigma, ours.d_sigma, ours.c_c, ours.c_1, ours.c_mu, ours.chi_n],
+            [
+                es.sp.weights.mueff,
+                es.adapt_sigma.cs,
+                es.adapt_sigma.damps,
+                es.sp.cc,
+                learning_rates["c1"],
+                learning_rates["cmu"],
+                Mh.chiN(n),
+            ],
             rtol=1e-12,
         )
+
+
+def test_generations_equal_pycma_on_the_same_normal_draws():
+    # Common random numbers: pycma samples from the generator CMAES(seed=5) uses. pycma starts from
+    # C = diag(exp(1e-5 i)) (to separate eigenvalues) rather than I, so its C is reset to I; after that every
+    # generation must agree to rounding (pycma adds 1e-9 to the Mahalanobis norms of the negative-weight steps).
+    cma = pytest.importorskip("cma")
+    n, seed = 10, 5
+    rng = np.random.default_rng(seed)
+    options = {"verbose": -9, "randn": lambda rows, columns: rng.standard_normal((rows, columns))}
+    theirs = cma.CMAEvolutionStrategy(np.zeros(n), 0.5, options)
+    theirs.sm.C, theirs.sm.B, theirs.sm.D = np.eye(n), np.eye(n), np.ones(n)
+    ours = CMAES(np.zeros(n), 0.5, seed=seed)
+    for generation in range(40):
+        X = ours.ask()
+        np.testing.assert_allclose(np.array(theirs.ask()), X, rtol=1e-6, atol=1e-9, err_msg=f"generation {generation}")
+        theirs.tell(list(X), rosenbrock(X).tolist())
+        ours.tell(X, rosenbrock(X))
+        assert ours.sigma == pytest.approx(theirs.sigma, rel=1e-6)
+        np.testing.assert_allclose(ours.mean, theirs.mean, rtol=1e-6, atol=1e-9)
+        np.testing.assert_allclose(ours.p_c, theirs.pc, rtol=1e-6, atol=1e-9)
+        np.testing.assert_allclose(ours.C, theirs.sm.C, rtol=1e-6, atol=1e-9)
+    assert ours.evaluations == theirs.countevals
 
 
 def test_mu_as_count_or_fraction_of_popsize():
@@ -99,7 +147,7 @@ def test_one_generation_equals_the_tutorial_update():
     """Two generations against eqs. 41-47 written with explicit loops and np.outer."""
     n = 3
     es = CMAES(np.array([1.0, -2.0, 0.5]), 0.7, seed=3)
-    p = tutorial_parameters(n)
+    p = reference_parameters(n)
     w = p["weights"]
     rng = np.random.default_rng(0)
     for _ in range(2):
@@ -116,13 +164,13 @@ def test_one_generation_equals_the_tutorial_update():
         c_s, c_c, c_1, c_mu = p["c_sigma"], p["c_c"], p["c_1"], p["c_mu"]
         p_sigma = (1 - c_s) * p_sigma + math.sqrt(c_s * (2 - c_s) * p["mu_eff"]) * inv_sqrt_C @ y_w
         norm = np.linalg.norm(p_sigma)
-        h = 1.0 if norm / math.sqrt(1 - (1 - c_s) ** (2 * g)) < (1.4 + 2 / (n + 1)) * p["chi_n"] else 0.0
+        h = 1.0 if norm**2 / (1 - (1 - c_s) ** (2 * g)) / n < 2 + 4 / (n + 1) else 0.0
         p_c = (1 - c_c) * p_c + h * math.sqrt(c_c * (2 - c_c) * p["mu_eff"]) * y_w
         w_circ = [w[i] if w[i] >= 0 else w[i] * n / np.sum((inv_sqrt_C @ ys[i]) ** 2) for i in range(len(w))]
         rank_mu = sum(w_circ[i] * np.outer(ys[i], ys[i]) for i in range(len(w)))
         delta = (1 - h) * c_c * (2 - c_c)
         C = (1 + c_1 * delta - c_1 - c_mu * w.sum()) * C + c_1 * np.outer(p_c, p_c) + c_mu * rank_mu
-        sigma = sigma * math.exp(c_s / p["d_sigma"] * (norm / p["chi_n"] - 1))
+        sigma = sigma * math.exp(min(1.0, c_s / p["d_sigma"] * (norm / p["chi_n"] - 1)))
 
         np.testing.assert_allclose(es.mean, (X[np.argsort(losses)[: p["mu"]]].T @ w[: p["mu"]]), rtol=1e-12)
         np.testing.assert_allclose(es.p_sigma, p_sigma, rtol=1e-10, atol=1e-14)

@@ -26,7 +26,7 @@ def draw_script():
     threads = torch.get_num_threads()
     yield module
     sys.modules.pop(spec.name, None)
-    torch.set_num_threads(threads)  # main() applies --torch_threads to the whole process
+    torch.set_num_threads(threads)  # main() applies --threads to the whole process
 
 
 def tiny_args(tmp_path: Path, *extra: str) -> list[str]:
@@ -45,7 +45,7 @@ def tiny_args(tmp_path: Path, *extra: str) -> list[str]:
         "16",
         "--figure_images",
         "2",
-        "--torch_threads",
+        "--threads",
         "1",
         *extra,
     ]

@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ from torch import nn
 
 from dreamlab.checkpoint import Checkpointer, CheckpointError, load_checkpoint, save_checkpoint
 from dreamlab.config import RunConfig, make_config, parse_config
+from dreamlab.dnc.state import ControllerState
 from dreamlab.files import atomic_savez, atomic_write_text, load_npz
 from dreamlab.grad_monitor import GradientMonitor, NonFiniteGradientError, NonFiniteLossError, check_finite
 from dreamlab.parallel import WorkerPool
@@ -156,6 +158,22 @@ def test_checkpointer_guards_config(tmp_path):
     wider = dataclasses.replace(config, width=9)
     with pytest.raises(CheckpointError, match="width: 8 -> 9"):
         Checkpointer(tmp_path, wider).load()
+    # A pipeline stage that depends only on some fields ignores the others, and names a change in its own.
+    stage = Checkpointer(tmp_path, config, filename="stage.pt", depends_on=("lr",))
+    stage.save({"step": 1})
+    assert Checkpointer(tmp_path, wider, filename="stage.pt", depends_on=("lr",)).load() == {"step": 1}
+    faster = dataclasses.replace(config, lr=0.1)
+    with pytest.raises(CheckpointError, match="lr: 0.001 -> 0.1"):
+        Checkpointer(tmp_path, faster, filename="stage.pt", depends_on=("lr",)).load()
+
+
+def test_checkpoint_stores_named_tuples_as_plain_tuples(tmp_path):
+    # Loading builds no custom classes: a named tuple comes back as a tuple with the same leaves.
+    state = {"core": ControllerState(torch.ones(2), torch.zeros(2))}
+    save_checkpoint(tmp_path / "n.pt", state)
+    loaded = load_checkpoint(tmp_path / "n.pt")["core"]
+    assert type(loaded) is tuple
+    torch.testing.assert_close(loaded[0], torch.ones(2))
 
 
 def test_result_file_fields(tmp_path):
@@ -215,6 +233,35 @@ def test_worker_pool_local_processes_and_in_process():
         assert pool.map(square, range(10)) == [i * i for i in range(10)]
     with pytest.raises(ValueError, match="workers"):
         WorkerPool(workers=-1)
+
+
+def worker_pid(_: int) -> int:
+    return os.getpid()
+
+
+_ORPHAN_SCRIPT = """
+import os, sys
+sys.path.insert(0, sys.argv[1])
+from tests.test_foundation import worker_pid
+from dreamlab.parallel import WorkerPool
+with WorkerPool(workers=1) as pool:
+    print(pool.map(worker_pid, [0])[0], flush=True)
+    os.kill(os.getpid(), 9)  # the parent dies without any clean-up
+"""
+
+
+def test_worker_pool_workers_exit_when_the_parent_is_killed():
+    root = str(Path(__file__).resolve().parents[1])
+    out = subprocess.run([sys.executable, "-c", _ORPHAN_SCRIPT, root], capture_output=True, text=True, timeout=60)
+    worker = int(out.stdout.split()[0])
+    for _ in range(100):
+        try:
+            os.kill(worker, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    os.kill(worker, 9)
+    pytest.fail(f"worker {worker} outlived its killed parent by 10 s")
 
 
 def test_float64_switch_reaches_experiment(tmp_path):

@@ -1,5 +1,7 @@
 """The dream: sampling as dreamlab.mdn samples, batching equal to one-at-a-time, the cap and the done head."""
 
+import math
+
 import pytest
 import torch
 
@@ -27,7 +29,7 @@ def test_sampling_from_given_noise_matches_sample_mixture():
     torch.testing.assert_close(sample_mixture_from_noise(logits, mu, log_sigma, 1.15, uniform, normal), expected)
 
 
-def _dream(max_steps=300, done_bias=None, state_dependent_death=False):
+def _dream(max_steps=300, done_bias=None, state_dependent_death=False, done_pos_weight=1.0):
     torch.manual_seed(0)
     task = get_task("doom")
     model = MDNRNN(z_dim=6, action_size=3, hidden_size=12)
@@ -40,13 +42,14 @@ def _dream(max_steps=300, done_bias=None, state_dependent_death=False):
             model.done_head.bias.fill_(done_bias)
     controller = LinearController(6 + 12, task)
     start_mu, start_logvar = torch.randn(10, 6), torch.full((10, 6), -2.0)
-    return Dream(model, task, controller, start_mu, start_logvar, temperature=1.15, max_steps=max_steps), controller
+    dream = Dream(model, task, controller, start_mu, start_logvar, 1.15, max_steps, done_pos_weight=done_pos_weight)
+    return dream, controller
 
 
 def test_batched_dream_equals_candidates_one_at_a_time():
     # A done head that reacts strongly to M's state: episodes end at very different times, exercising the
     # removal of finished rows from the batch.
-    dream, controller = _dream(done_bias=-0.5, state_dependent_death=True)
+    dream, controller = _dream(done_bias=-3.0, state_dependent_death=True)
     params = torch.randn(7, controller.n_params, generator=torch.Generator().manual_seed(1))
     batched = dream.returns(params, trials=5, seed=11)
     assert batched.shape == (7, 5)
@@ -61,6 +64,18 @@ def test_dream_is_capped_and_the_done_head_kills():
     assert (dream.returns(params, trials=2, seed=0) == 50).all()
     dream, _ = _dream(max_steps=50, done_bias=1e4)
     assert (dream.returns(params, trials=2, seed=0) == 1).all()  # the first step is the last
+
+
+def test_dream_death_rate_is_the_done_heads_calibrated_probability():
+    # A done head trained with positives weighted by w learns odds w times too high; the dream divides them out.
+    # With a constant logit the episode length is geometric with p = sigmoid(logit - log w): mean 1 / p.
+    w, p = 10.0, 0.02
+    logit = math.log(p / (1 - p)) + math.log(w)
+    dream, controller = _dream(max_steps=5000, done_bias=logit, done_pos_weight=w)
+    lengths = dream.returns(torch.zeros(1, controller.n_params), trials=2000, seed=0)
+    assert abs(lengths.mean().item() - 1 / p) < 4 * (1 - p) ** 0.5 / p / 2000**0.5  # within 4 standard errors
+    with pytest.raises(ValueError, match="done_pos_weight"):
+        _dream(done_bias=0.0, done_pos_weight=0.0)
 
 
 def test_dream_records_the_first_episode_and_rejects_models_without_done_head():

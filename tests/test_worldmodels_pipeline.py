@@ -14,6 +14,7 @@ from dreamlab.worldmodels import MDNRNN, ConvVAE, LatentEpisodes, get_task, trai
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
 import worldmodels as experiment
+import worldmodels_compare as compare
 
 
 @pytest.fixture(autouse=True)
@@ -66,9 +67,10 @@ def _latents(nan=False):
     return LatentEpisodes(mu, logvar, actions, dones)
 
 
-def _train_m(run_dir, steps, nan=False):
+def _train_m(run_dir, steps, nan=False, core="lstm"):
     torch.manual_seed(0)
-    model = MDNRNN(3, 3, 8)
+    options = {"memory_slots": 4, "word_size": 3, "read_heads": 2} if core == "dnc" else None
+    model = MDNRNN(3, 3, 8, core=core, core_options=options)
     curve = train_mdnrnn(
         model,
         _latents(nan),
@@ -87,13 +89,18 @@ def _train_m(run_dir, steps, nan=False):
     return model, curve
 
 
-def test_mdnrnn_training_resumes_exactly_and_names_nan(tmp_path):
-    straight, straight_curve = _train_m(tmp_path / "straight", 6)
-    _train_m(tmp_path / "killed", 3)
-    resumed, resumed_curve = _train_m(tmp_path / "killed", 6)
+@pytest.mark.parametrize("core", ["lstm", "dnc"])
+def test_mdnrnn_training_resumes_exactly(tmp_path, core):
+    # The DNC's state is a nested named tuple; the checkpoint must carry it through a resume unchanged.
+    straight, straight_curve = _train_m(tmp_path / "straight", 6, core=core)
+    _train_m(tmp_path / "killed", 3, core=core)
+    resumed, resumed_curve = _train_m(tmp_path / "killed", 6, core=core)
     for a, b in zip(straight.parameters(), resumed.parameters(), strict=True):
         torch.testing.assert_close(a, b)
     assert resumed_curve.rows == straight_curve.rows  # no row lost or repeated
+
+
+def test_mdnrnn_training_names_nan(tmp_path):
     with pytest.raises(NonFiniteLossError, match="M loss"):
         _train_m(tmp_path / "nan", 20, nan=True)
 
@@ -137,6 +144,15 @@ def test_smoke_pipeline_end_to_end_and_resume(tmp_path):
         experiment.main([*argv[:-1], "2", "--temperature", "1.0"])
     for suffix in ("curve.png", "real_episode.gif", "dream_episode.gif", "vae_reconstructions.png", "vae_samples.png"):
         assert (folder / f"doom_lstm_smoke_{suffix}").stat().st_size > 0
+    # An MDN-DNC run sharing the LSTM run's rollouts and V trains only its own M and C; then the two are compared.
+    vae_written = (tmp_path / "run" / "vae.pt").stat().st_mtime_ns
+    dnc_argv = [*argv[:2], "--run_dir", str(tmp_path / "dnc"), "--data_dir", str(tmp_path / "run"), *argv[4:]]
+    experiment.main([*dnc_argv, "--core", "dnc", "--dnc_memory_slots", "4", "--dnc_word_size", "4"])
+    assert (tmp_path / "run" / "vae.pt").stat().st_mtime_ns == vae_written
+    assert not (tmp_path / "dnc" / "rollouts").exists() and (tmp_path / "dnc" / "mdnrnn.pt").is_file()
+    summary = compare.main(["doom_lstm_smoke", "doom_dnc_smoke", "--results_dir", str(tmp_path / "results")])
+    assert set(summary) == {"lstm", "dnc"} and summary["dnc"]["episodes"] == 4
+    assert (folder / "doom_takecover_core_comparison.png").stat().st_size > 0
 
 
 def test_carracing_smoke_pipeline_with_real_env_training(tmp_path):

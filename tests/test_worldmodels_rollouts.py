@@ -58,6 +58,15 @@ def test_damaged_rollout_is_named_never_used_and_recollected(store):
     assert not list(folder.glob(".*.tmp"))  # no temporary files left behind
 
 
+def test_damage_inside_a_finished_rollout_is_named_when_read(store):
+    _, paths = store
+    data = bytearray(paths[0].read_bytes())
+    data[len(data) // 3] ^= 0xFF  # a flipped byte inside the compressed frames
+    paths[0].write_bytes(bytes(data))
+    with pytest.raises(ValueError, match=paths[0].name):
+        load_rollout(paths[0])
+
+
 def test_bad_arguments_are_named(tmp_path):
     with WorkerPool(0) as pool:
         with pytest.raises(ValueError, match="unknown World Models task"):

@@ -6,10 +6,12 @@ head whether the agent died. The reward is +1 per step survived (Doom's living r
 ``max_steps``. Higher tau makes the dream more uncertain and harder to exploit, which is what lets a controller
 trained in it transfer to the real game (tau = 1.15 in the paper).
 
-Death is the done head's probability crossing 1/2, not a coin flip per step. M's done head is trained with
-positives up-weighted by w, so its probability is q = w p / (w p + 1 - p) for a true death rate p: q > 1/2 means
-p > 1 / (1 + w), a death M is fairly sure of. Flipping a coin with q instead would add a background death rate
-(q ~ 0.01 in calm states) that over 2100 steps kills every agent, whatever it does.
+Death is a coin flip per step with M's probability of dying. M's done head is trained with positives up-weighted
+by w, which multiplies the odds it learns by w (the minimiser of the weighted cross-entropy is q = w p / (w p + 1 - p)
+for a true death rate p), so the dream divides the odds by w again: p = sigmoid(logit - log w). With the calibrated
+hazard the dream kills a random policy about as often as the real game does (M's summed hazard along real random
+episodes is close to one death per episode). A threshold q > 1/2 instead kills only where M is sure, so dream
+episodes run to the cap and C learns nothing about dodging.
 
 All candidates x trials advance together as one batch; finished episodes are dropped from the batch as they end,
 so the cost follows the number of living agents. Randomness is shared across candidates: trial j of every
@@ -64,9 +66,14 @@ class Dream:
         temperature: float = 1.15,
         max_steps: int = 2100,
         include_cell: bool = False,
+        done_pos_weight: float = 1.0,
     ):
         if not temperature > 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
+        if not done_pos_weight > 0:
+            raise ValueError(
+                f"done_pos_weight must be > 0 (the weight M's done head was trained with), got {done_pos_weight}"
+            )
         if initial_mu.dim() != 2 or initial_mu.shape != initial_logvar.shape or initial_mu.shape[1] != model.z_dim:
             raise ValueError(
                 f"initial mu/logvar must both be (frames, {model.z_dim}), got "
@@ -80,6 +87,7 @@ class Dream:
         self.initial_mu = initial_mu.to(self.device, self.dtype)
         self.initial_logvar = initial_logvar.to(self.device, self.dtype)
         self.temperature, self.max_steps, self.include_cell = temperature, max_steps, include_cell
+        self.done_logit_offset = math.log(done_pos_weight)
 
     @torch.no_grad()
     def returns(
@@ -117,11 +125,12 @@ class Dream:
             # One draw per trial and step, shared by every candidate (common random numbers).
             uniform = torch.rand((trials, z_dim, k), generator=generator, device=self.device, dtype=self.dtype)
             normal = torch.randn((trials, z_dim, 1), generator=generator, device=self.device, dtype=self.dtype)
+            coin = torch.rand(trials, generator=generator, device=self.device, dtype=self.dtype)
             z = sample_mixture_from_noise(
                 output.logits, output.mu, output.log_sigma, self.temperature, uniform[rows_trial], normal[rows_trial]
             ).squeeze(-1)
             returns[alive] += 1.0
-            died = output.done_logit > 0  # sigmoid(logit) > 1/2
+            died = coin[rows_trial] < torch.sigmoid(output.done_logit - self.done_logit_offset)
             if record and alive[0] == 0 and not died[0]:
                 recorded.append(z[0])
             if died.any():

@@ -98,14 +98,20 @@ class Agent:
         self.weights, self.bias = self.controller.unflatten(torch.as_tensor(params, dtype=torch.float32)[None])
         self.state = self.model.initial_state(1)
         self.rows = torch.zeros(1, dtype=torch.long)
+        self.generator = torch.Generator()
 
-    def reset(self) -> None:
+    def reset(self, seed: int = 0) -> None:
+        """Start an episode: M's initial state, and the seed of V's posterior samples."""
         self.state = self.model.initial_state(1)
+        self.generator.manual_seed(seed)
 
     @torch.no_grad()
     def act(self, frame: np.ndarray) -> np.ndarray:
         """The action for a (64, 64, 3) uint8 frame; advances M's state with it."""
-        z, _ = self.vae.encode(frames_to_tensor(torch.from_numpy(frame)[None], torch.float32))
+        mu, logvar = self.vae.encode(frames_to_tensor(torch.from_numpy(frame)[None], torch.float32))
+        # z is drawn from V's posterior, as in M's training data and the dream (where C sees sampled z's), rather
+        # than its mean: a controller evolved on noisy z's meets the same kind of input in the real game.
+        z = mu + torch.exp(0.5 * logvar) * torch.randn(mu.shape, generator=self.generator)
         features = torch.cat([z, self.model.core.controller_features(self.state, self.spec.include_cell)], dim=-1)
         action = self.controller.act(self.weights, self.bias, features, self.rows)
         _, self.state = self.model.step(z, self.task.action_features(action, torch.float32), self.state)
@@ -121,7 +127,7 @@ def play_episodes(job: EpisodeJob) -> list[EpisodeResult]:
         for index, seed in enumerate(job.seeds):
             record = job.record and index == 0
             observation, _ = env.reset(seed=int(seed))
-            agent.reset()
+            agent.reset(int(seed))
             frames, total, steps, done = [], 0.0, 0, False
             while not done:
                 if record:

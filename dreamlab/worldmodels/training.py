@@ -22,7 +22,7 @@ from dreamlab.cmaes import CMAES
 from dreamlab.files import atomic_savez, load_npz
 from dreamlab.grad_monitor import GradientMonitor, check_finite
 from dreamlab.results import CurveLog
-from dreamlab.worldmodels.cores import detach_state
+from dreamlab.worldmodels.cores import detach_state, map_state
 from dreamlab.worldmodels.mdnrnn import MDNRNN, mdnrnn_loss
 from dreamlab.worldmodels.rollouts import load_rollout
 from dreamlab.worldmodels.sequences import EpisodeStreams, LatentEpisodes, make_chunk
@@ -212,7 +212,8 @@ def train_mdnrnn(
         curve.load_state_dict(saved["curve"])
         streams.load_state_dict(saved["streams"])
         generator.set_state(saved["generator"])
-        state = saved["core_state"]
+        # The checkpoint holds the core's (named) state tuple as plain tuples: put it back into the core's structure.
+        state = map_state(lambda _, saved_leaf: saved_leaf.to(device, dtype), state, saved["core_state"])
         step = saved["step"]
         if step >= steps:
             return curve

@@ -1,0 +1,70 @@
+"""Compare World Models runs that differ in M's core (the thesis' MDN-LSTM vs MDN-DNC on ViZDoom Take Cover).
+
+    python experiments/worldmodels_compare.py doom_takecover_lstm doom_takecover_dnc
+
+Reads each run's results/worldmodels/<name>.json and <name>_curve.csv, writes the comparison figure
+results/worldmodels/<prefix>_core_comparison.png and a summary result <prefix>_core_comparison.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from dreamlab.results import CurveLog, write_result
+from dreamlab.worldmodels.plots import save_core_comparison
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("runs", nargs="+", help="run names under results/worldmodels/")
+    parser.add_argument("--results_dir", default="results")
+    parser.add_argument("--name", default="doom_takecover_core_comparison")
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    folder = Path(args.results_dir) / "worldmodels"
+    curves, finals, summary = {}, {}, {}
+    for run in args.runs:
+        path = folder / f"{run}.json"
+        if not path.is_file():
+            raise FileNotFoundError(f"no result file {path}: run experiments/worldmodels.py --name {run} first")
+        result = json.loads(path.read_text())
+        core = result["config"]["core"]
+        if core in curves:
+            raise ValueError(f"two runs with core {core!r}; compare runs that differ in their core")
+        curves[core] = CurveLog.from_csv(folder / f"{run}_curve.csv")
+        finals[core] = np.asarray(result["metrics"]["real_episode_returns"])
+        summary[core] = {
+            "run": run,
+            "real_mean": float(finals[core].mean()),
+            "real_std": float(finals[core].std()),
+            "episodes": len(finals[core]),
+            "generations": result["metrics"]["generations"],
+            "m_final_z_nll": result["metrics"]["m_final_z_nll"],
+            "m_steps": result["config"]["m_steps"],
+            "m_seconds": result.get("stage_seconds", {}).get("M"),
+            "C_seconds": result.get("stage_seconds", {}).get("C"),
+        }
+        solved = result["metrics"].get("solved_threshold")
+    figure = save_core_comparison(curves, finals, folder / f"{args.name}.png", solved)
+    out = write_result(
+        "worldmodels",
+        args.name,
+        experiment="worldmodels_compare",
+        config={"runs": args.runs},
+        metrics={"cores": summary},
+        wall_seconds=time.perf_counter() - started,
+        results_dir=args.results_dir,
+    )
+    for core, row in summary.items():
+        print(f"MDN-{core.upper()}: {row['real_mean']:.1f} +- {row['real_std']:.1f} over {row['episodes']} episodes")
+    print(f"figure: {figure}\nresult: {out}")
+    return summary
+
+
+if __name__ == "__main__":
+    main()
