@@ -89,7 +89,7 @@ _RUN_ONLY_FIELDS = {
     "log_grads",
     "workers",
     "ray_address",
-    "torch_threads",
+    "torch_threads",  # the RND and DRAW configs' name for threads before it moved into RunConfig
     "threads",
 }
 

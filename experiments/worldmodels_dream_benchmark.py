@@ -35,6 +35,7 @@ class DreamBenchmarkConfig(RunConfig):
     max_steps: int = 500
     temperature: float = 1.15
     mdnrnn_checkpoint: str = ""
+    done_pos_weight: float = 10.0  # the weight the checkpoint's done head was trained with
 
 
 PRESETS = {
@@ -56,12 +57,15 @@ def main(argv: list[str] | None = None) -> dict:
     else:
         with torch.no_grad():
             model.done_head.weight.zero_()
-            model.done_head.bias.fill_(-1.0)  # probability of death 0.27 < 1/2: nobody dies
+            model.done_head.bias.fill_(-1e4)  # probability of death 0: nobody dies
     model = model.to(device, dtype).eval()
     controller = LinearController(config.z_dim + config.hidden_size, task)
     generator = torch.Generator().manual_seed(config.seed)
     start_mu, start_logvar = torch.randn(100, config.z_dim, generator=generator), torch.full((100, config.z_dim), -2.0)
-    dream = Dream(model, task, controller, start_mu, start_logvar, config.temperature, config.max_steps)
+    done_pos_weight = config.done_pos_weight if config.mdnrnn_checkpoint else 1.0
+    dream = Dream(
+        model, task, controller, start_mu, start_logvar, config.temperature, config.max_steps, False, done_pos_weight
+    )
     params = 0.1 * torch.randn(config.population, controller.n_params, generator=generator)
 
     dream.returns(params[:2], 2, seed=0)  # warm-up (allocations, kernel selection)

@@ -404,6 +404,47 @@ def test_vector_seeding_and_partial_reset():
     np.testing.assert_array_equal(after[1], first[0])  # game 1 now plays seed 9's game
 
 
+def _play(vec: PixelCopterVectorEnv, actions: np.ndarray) -> list[tuple]:
+    trace = []
+    for step_actions in actions:
+        obs, reward, terminated, truncated, info = vec.step(step_actions)
+        final = [info["final_obs"][i] for i in np.flatnonzero(terminated | truncated)] if info else []
+        trace.append((obs, reward, terminated, truncated, final))
+    return trace
+
+
+def test_vector_state_dict_resumes_mid_episode_exactly(tmp_path):
+    from dreamlab.checkpoint import load_checkpoint, save_checkpoint
+
+    # A short uniform buffer makes the games refill it from their generators during the replay.
+    make = lambda: PixelCopterVectorEnv(5, autoreset_mode=AutoresetMode.SAME_STEP, uniform_buffer=64)  # noqa: E731
+    actions = np.random.default_rng(0).integers(0, 2, size=(260, 5))
+    straight = make()
+    straight.reset(seed=3)
+    _play(straight, actions[:60])
+    save_checkpoint(tmp_path / "env.pt", {"env": straight.state_dict()})
+    expected = _play(straight, actions[60:])
+    assert sum(int(step[2].sum()) for step in expected) >= 5  # episodes end and restart after the snapshot
+
+    resumed = make()
+    resumed.reset(seed=99)  # a different game everywhere; loading must overwrite all of it
+    resumed.load_state_dict(load_checkpoint(tmp_path / "env.pt")["env"])
+    for got, want in zip(_play(resumed, actions[60:]), expected, strict=True):
+        for a, b in zip(got[:4], want[:4], strict=True):
+            np.testing.assert_array_equal(a, b)
+        for a, b in zip(got[4], want[4], strict=True):
+            np.testing.assert_array_equal(a, b)
+
+    with pytest.raises(ValueError, match="games"):
+        PixelCopterVectorEnv(4, autoreset_mode=AutoresetMode.SAME_STEP, uniform_buffer=64).load_state_dict(
+            straight.state_dict()
+        )
+    with pytest.raises(ValueError, match="autoreset_mode"):
+        PixelCopterVectorEnv(5, uniform_buffer=64).load_state_dict(straight.state_dict())
+    with pytest.raises(RuntimeError, match="reset"):
+        make().state_dict()
+
+
 def test_disabled_autoreset_requires_explicit_reset():
     vec = PixelCopterVectorEnv(2, obs_type="state", autoreset_mode="Disabled")
     vec.reset(seed=0)

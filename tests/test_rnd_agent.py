@@ -89,7 +89,7 @@ def chain_config(**overrides) -> RNDConfig:
         hidden_size=32,
         rnd_output_size=16,
         obs_norm_init_steps=8,
-        torch_threads=1,
+        threads=1,
         checkpoint_every=1,
     )
     return make_config(RNDConfig, PRESETS, "smoke", **{**values, **overrides})
@@ -168,6 +168,27 @@ def test_resume_equals_uninterrupted(tmp_path, recurrent):
     ] == drop_time
 
 
+def test_pixelcopter_resume_mid_episode_equals_uninterrupted(tmp_path):
+    import dreamlab.envs  # noqa: F401  (registers dreamlab/PixelCopter-v0)
+
+    config = make_config(RNDConfig, PRESETS, "smoke", threads=1, run_dir=str(tmp_path))
+    per_update = config.num_envs * config.rollout_steps
+    total = config.num_envs * config.obs_norm_init_steps + 3 * per_update
+    straight = RNDPPO(config.env_id, config).learn(total)
+
+    checkpointer = Checkpointer(tmp_path, config)
+    RNDPPO(config.env_id, config).learn(total - per_update, checkpointer=checkpointer)
+    state = checkpointer.load()
+    assert "environment" in state  # the games in progress are saved, not restarted
+    resumed = RNDPPO(config.env_id, config)
+    resumed.load_state_dict(state)
+    resumed.learn(total)
+
+    for key, value in straight.policy.state_dict().items():
+        torch.testing.assert_close(resumed.policy.state_dict()[key], value, rtol=0, atol=0)
+    assert resumed.curves.rows[-1]["episode_length"] == straight.curves.rows[-1]["episode_length"]
+
+
 def test_ppo_learns_the_chain():
     config = chain_config(num_envs=16, rollout_steps=32, learning_rate=3e-3, hidden_size=64, extrinsic_coef=2.0)
     agent = RNDPPO(CHAIN_ID, config)
@@ -195,7 +216,7 @@ def test_pixelcopter_smoke_run(tmp_path):
         [
             "--preset",
             "smoke",
-            "--torch_threads",
+            "--threads",
             "1",
             "--results_dir",
             str(tmp_path),

@@ -84,6 +84,20 @@ def test_observation_normalization_whitens_and_clips_to_five():
     assert out.dtype == np.float32
 
 
+def test_observation_statistics_streamed_in_rollouts_equal_the_pooled_statistics():
+    # Pixel rollouts merged batch by batch (moments in float32) match mean and std of all frames at once.
+    frames = np.random.default_rng(0).integers(0, 256, size=(700, 1, 6, 6), dtype=np.uint8)
+    normalizer = ObservationNormalizer((1, 6, 6))
+    for batch in (frames[:1], frames[1:300], frames[300:]):
+        normalizer.update(batch)
+    pooled = frames.astype(np.float64)
+    assert normalizer.stats.count == 700
+    np.testing.assert_allclose(normalizer.stats.mean, pooled.mean(axis=0), rtol=1e-6)
+    np.testing.assert_allclose(normalizer.stats.std, pooled.std(axis=0, ddof=1), rtol=1e-5)
+    with pytest.raises(ValueError, match="shape"):
+        normalizer.update(np.zeros((4, 1, 5, 5)))
+
+
 def test_ppo_clipped_loss_on_known_numbers():
     ratios = torch.tensor([1.5, 0.5, 1.05, 0.5], dtype=torch.float64)
     advantages = torch.tensor([1.0, 1.0, -2.0, -1.0], dtype=torch.float64)

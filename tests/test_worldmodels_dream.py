@@ -1,6 +1,8 @@
 """The dream: sampling as dreamlab.mdn samples, batching equal to one-at-a-time, the cap and the done head."""
 
 import math
+import runpy
+from pathlib import Path
 
 import pytest
 import torch
@@ -86,3 +88,12 @@ def test_dream_records_the_first_episode_and_rejects_models_without_done_head():
     model = MDNRNN(z_dim=6, action_size=3, hidden_size=12, predict_done=False)
     with pytest.raises(ValueError, match="done head"):
         Dream(model, get_task("doom"), controller, torch.zeros(2, 6), torch.zeros(2, 6))
+
+
+def test_dream_benchmark_smoke(tmp_path):
+    script = Path(__file__).resolve().parents[1] / "experiments" / "worldmodels_dream_benchmark.py"
+    main = runpy.run_path(str(script))["main"]
+    metrics = main(["--preset", "smoke", "--results_dir", str(tmp_path), "--threads", "1"])
+    assert metrics["same_returns"]  # batching changes no candidate's returns
+    assert metrics["mean_episode_steps"] == 20  # the untrained M's done head is off: full batches to the cap
+    assert (tmp_path / "worldmodels" / "dream_benchmark.json").is_file()

@@ -46,7 +46,7 @@ from dreamlab.rnd.losses import (
 from dreamlab.rnd.networks import ActorCritic, RandomNetworkDistillation
 from dreamlab.rnd.normalizers import IntrinsicRewardNormalizer, ObservationNormalizer
 from dreamlab.rnd.returns import gae_advantages
-from dreamlab.runtime import resolve_device, resolve_dtype, seed_everything
+from dreamlab.runtime import resolve_device, resolve_dtype, seed_everything, set_threads
 
 RECENT_EPISODES = 100  # episodes averaged in the logged return and length
 
@@ -87,8 +87,7 @@ class RNDPPO:
             config = dataclasses.replace(config, env_id=env_id)
         config.validate()
         self.config = config
-        if config.torch_threads > 0:
-            torch.set_num_threads(config.torch_threads)
+        set_threads(config.threads)
         self.device = resolve_device(config.device)
         self.dtype = resolve_dtype(config.dtype)
         self.rng = seed_everything(config.seed)

@@ -43,14 +43,12 @@ class RNDConfig(RunConfig):
     eval_episodes: int = 100
     eval_max_episode_steps: int = 10_000
     checkpoint_every: int = 10  # updates between checkpoints
-    torch_threads: int = 0  # CPU threads for torch (0 = torch's default); 1 is fastest on a shared, busy CPU
 
     RESUMABLE_FIELDS: ClassVar[tuple[str, ...]] = (
         "total_env_steps",
         "eval_episodes",
         "eval_max_episode_steps",
         "checkpoint_every",
-        "torch_threads",
         "name",
     )
 

@@ -323,6 +323,56 @@ class PixelCopterVectorEnv(VectorEnv):
             self._needs_reset = terminated | truncated
         return self._observe(), reward, terminated, truncated, info
 
+    # ------------------------------------------------------------------------------------------- checkpoints
+    _STATE_ARRAYS = ("_t", "_y", "_vel", "_block_x", "_block_y", "_block_on", "_ring", "_needs_reset", "_uniforms")
+
+    def state_dict(self) -> dict[str, Any]:
+        """Every game's position, terrain, pending uniforms and generator state (plain arrays and dicts).
+
+        After ``load_state_dict`` the games continue exactly as if never interrupted: same observations,
+        rewards and episode ends for the same actions, including the episodes that start later.
+        """
+        self._check_started()
+        state: dict[str, Any] = {name.lstrip("_"): getattr(self, name).copy() for name in self._STATE_ARRAYS}
+        state["cursor"] = self._cursor.copy()
+        state["generators"] = [generator.bit_generator.state for generator in self._generators]
+        state["autoreset_mode"] = self.autoreset_mode.value
+        state["max_episode_steps"] = 0 if self.max_episode_steps is None else self.max_episode_steps
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a :meth:`state_dict` taken from a PixelCopterVectorEnv with the same settings and num_envs."""
+        names = [name.lstrip("_") for name in self._STATE_ARRAYS]
+        missing = [
+            key for key in (*names, "cursor", "generators", "autoreset_mode", "max_episode_steps") if key not in state
+        ]
+        if missing:
+            raise ValueError(f"PixelCopterVectorEnv state is missing {missing}")
+        settings = {"autoreset_mode": self.autoreset_mode.value, "max_episode_steps": self.max_episode_steps or 0}
+        for key, expected in settings.items():
+            if state[key] != expected:
+                raise ValueError(f"PixelCopterVectorEnv state has {key}={state[key]!r}, this env has {expected!r}")
+        if len(state["generators"]) != self.num_envs:
+            raise ValueError(f"a state of {len(state['generators'])} games cannot load into {self.num_envs} games")
+        arrays = {}
+        for name, key in zip(self._STATE_ARRAYS, names, strict=True):
+            value, current = np.asarray(state[key]), getattr(self, name)
+            if value.shape != current.shape:
+                raise ValueError(
+                    f"PixelCopterVectorEnv state {key!r} has shape {value.shape}, expected {current.shape}"
+                )
+            arrays[name] = value.astype(current.dtype, copy=True)
+        generators = []
+        for generator_state in state["generators"]:
+            generator = np.random.Generator(getattr(np.random, generator_state["bit_generator"])())
+            generator.bit_generator.state = generator_state
+            generators.append(generator)
+        for name, value in arrays.items():
+            setattr(self, name, value)
+        self._cursor = np.asarray(state["cursor"], dtype=np.int64).copy()
+        self._generators = generators
+        self._started = True
+
     def render(self) -> tuple[np.ndarray, ...] | None:
         if self.render_mode != "rgb_array":
             return None
