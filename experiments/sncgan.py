@@ -30,7 +30,9 @@ from dreamlab.gan.evaluation import (
 from dreamlab.gan.plots import curves_figure, labelled_grid
 from dreamlab.gan.training import VARIANTS, GANTrainer
 from dreamlab.results import CurveLog, StageTimer, write_result
-from dreamlab.runtime import resolve_device, resolve_dtype, seed_everything
+from dreamlab.runtime import resolve_device, resolve_dtype, seed_everything, set_threads
+
+DEFAULT_SPRITE_BACKGROUND = 128
 
 
 @dataclasses.dataclass
@@ -43,6 +45,9 @@ class SNcGANConfig(RunConfig):
     data_root: str = ""  # folder of images (data=folder)
     attributes: str = ""  # attribute table inside data_root: list_attr_celeba.txt format or a CSV of labels
     n_images: int = 20000  # sprites to render (data=sprites)
+    # Grey level 0-255 behind the sprites (data=sprites). Mid-grey keeps the background in tanh's linear range; on
+    # black (-1, tanh's saturated end, 94% of the pixels) every variant collapsed to blank images (docs/gan.md).
+    sprite_background: int = DEFAULT_SPRITE_BACKGROUND
     held_out: float = 0.1  # fraction kept from GAN and classifier training, used for evaluation
     image_size: int = 32  # sprites are rendered at 64x64 and area-resampled to this size
     z_dim: int = 64
@@ -103,8 +108,11 @@ def load_data(config: SNcGANConfig) -> LabelledImages:
     if config.data == "sprites":
         from dreamlab.data.sprites import ColouredSprites
 
+        if not 0 <= config.sprite_background <= 255:
+            raise ValueError(f"sprite_background must be a grey level in 0..255, got {config.sprite_background}")
+        background = (config.sprite_background,) * 3
         return LabelledImages.from_dataset(
-            ColouredSprites(config.n_images, seed=config.seed, size=64), config.image_size
+            ColouredSprites(config.n_images, seed=config.seed, size=64, background=background), config.image_size
         )
     if config.data == "folder":
         if not config.data_root:
@@ -116,8 +124,13 @@ def load_data(config: SNcGANConfig) -> LabelledImages:
     raise ValueError(f"unknown data {config.data!r}; choose sprites or folder")
 
 
-def data_name(config: SNcGANConfig) -> str:
-    return "sprites" if config.data == "sprites" else Path(config.data_root.rstrip("/")).name or "folder"
+def data_name(config: SNcGANConfig, *, explicit_background: bool = False) -> str:
+    """Names runs and the cached judge; a non-default sprite background (or any, when explicit) is part of it."""
+    if config.data == "sprites":
+        if explicit_background or config.sprite_background != DEFAULT_SPRITE_BACKGROUND:
+            return f"sprites_bg{config.sprite_background}"
+        return "sprites"
+    return Path(config.data_root.rstrip("/")).name or "folder"
 
 
 def get_classifier(
@@ -125,7 +138,8 @@ def get_classifier(
 ) -> tuple[AttributeClassifier, dict[str, float]]:
     """The judge, trained once per dataset/split and shared by every variant so their metrics are comparable."""
     key = (
-        f"{data_name(config)}_n{len(train) + len(held)}_s{config.image_size}_seed{config.seed}"
+        f"{data_name(config, explicit_background=True)}_n{len(train) + len(held)}"
+        f"_s{config.image_size}_seed{config.seed}"
         f"_e{config.classifier_epochs}_b{config.classifier_batch_size}_lr{config.classifier_lr:g}"
     )
     path = Path("runs/gan/classifiers") / f"{key}.pt"
@@ -219,6 +233,7 @@ def main(argv: list[str] | None = None) -> dict:
     suffix = "" if config.preset == "fast" else f"_{config.preset}"
     name = config.name or f"{config.variant}_{data_name(config)}{suffix}"
     run_dir = Path(config.run_dir or f"runs/gan/{name}")
+    set_threads(config.threads)
     seed_everything(config.seed)
     device, dtype = resolve_device(config.device), resolve_dtype(config.dtype)
     timer = StageTimer()

@@ -5,7 +5,14 @@ import torch
 from torch import nn
 
 from dreamlab.gan.conditioning import AttributeCodec, attribute_sweep, slerp
-from dreamlab.gan.networks import Discriminator, Generator, projection_term, tile_condition
+from dreamlab.gan.networks import (
+    ConditionalBatchNorm2d,
+    Discriminator,
+    Generator,
+    init_dcgan_weights,
+    projection_term,
+    tile_condition,
+)
 from dreamlab.gan.training import VARIANTS, GANTrainer
 
 
@@ -18,7 +25,7 @@ def test_spectral_norm_bounds_every_discriminator_layer_near_one():
     d = Discriminator(cond_dim=5, image_size=16, width=8, conditioning="concat", spectral=True)
     for m in d.modules():  # make the raw weights far from unit norm so the bound is not a coincidence
         if isinstance(m, (nn.Conv2d, nn.Linear)):
-            m.parametrizations.weight.original.data.mul_(25.0)
+            m.parametrizations.weight.original.data.mul_(100.0)
     x, y = torch.randn(4, 3, 16, 16), torch.eye(5)[:4]
     d.train()
     for _ in range(30):  # one power iteration per training forward pass
@@ -30,6 +37,54 @@ def test_spectral_norm_bounds_every_discriminator_layer_near_one():
         raw = torch.linalg.matrix_norm(m.parametrizations.weight.original.detach().reshape(m.weight.shape[0], -1), 2)
         assert raw > 5.0
         assert torch.linalg.matrix_norm(_weight_matrix(m), 2).item() == pytest.approx(1.0, abs=0.03)
+
+
+def test_spectral_norm_holds_from_construction_with_dcgan_initial_weights():
+    # Regression: the layers used to be re-initialised after spectral_norm was registered, so its power-iteration
+    # vectors belonged to the discarded weights and sigma was underestimated: W_SN had spectral norm 12 to 97 until
+    # enough training forward passes had corrected u and v. No forward pass happens here.
+    torch.manual_seed(0)
+    for conditioning in ("concat", "projection", "none"):
+        d = Discriminator(cond_dim=20, image_size=32, width=16, conditioning=conditioning, spectral=True).eval()
+        layers = [m for m in d.modules() if hasattr(m, "parametrizations")]
+        assert len(layers) == (5 if conditioning == "projection" else 4)
+        for m in layers:
+            raw = m.parametrizations.weight.original.detach()
+            assert raw.std().item() == pytest.approx(0.02, rel=0.2)  # DCGAN's N(0, 0.02) initialisation
+            assert torch.linalg.matrix_norm(_weight_matrix(m), 2).item() == pytest.approx(1.0, abs=0.1)
+    with pytest.raises(ValueError, match="initialise it before"):
+        init_dcgan_weights(d)
+
+
+def test_conditional_batch_norm_gain_and_shift_are_linear_in_y():
+    torch.manual_seed(0)
+    cbn = ConditionalBatchNorm2d(4, cond_dim=3)
+    h, y = torch.randn(6, 4, 5, 5), torch.eye(3)[[0, 1, 2, 0, 1, 2]]
+    normalised = (h - h.mean((0, 2, 3), keepdim=True)) / torch.sqrt(
+        h.var((0, 2, 3), unbiased=False, keepdim=True) + 1e-5
+    )
+    gain, shift = cbn.gain.weight.T[[0, 1, 2, 0, 1, 2]], cbn.shift.weight.T[[0, 1, 2, 0, 1, 2]]
+    expected = normalised * (1 + gain[:, :, None, None]) + shift[:, :, None, None]
+    assert torch.allclose(cbn(h, y), expected, atol=1e-5)
+    assert torch.allclose(cbn(h, torch.zeros(6, 3)), normalised, atol=1e-5)  # y = 0: plain batch norm
+
+
+def test_generator_condition_reaches_every_layer():
+    # y enters the code and modulates every batch norm; in a mixed-condition batch a first-layer-only y is a small
+    # share of the pre-normalisation variance (5 ones among 64 Gaussian code entries here).
+    torch.manual_seed(0)
+    g = Generator(z_dim=64, cond_dim=20, image_size=32, width=8)
+    assert len(g.norms) == 3 and all(isinstance(n, ConditionalBatchNorm2d) for n in g.norms)
+    assert not any(isinstance(n, ConditionalBatchNorm2d) for n in Generator(64, 0, 32, width=8).modules())
+    for norm in g.norms:
+        assert norm.gain.weight.std().item() == pytest.approx(0.02, rel=0.3)
+        norm.shift.weight.data.normal_(0.0, 1.0)  # a trained-looking condition embedding
+    z, y0, y1 = torch.randn(16, 64), torch.eye(20)[[0] * 16], torch.eye(20)[[1] * 16]
+    g.train()
+    g(z, torch.eye(20)[torch.arange(16) % 20])  # batch statistics of a mixed batch
+    g.eval()
+    with torch.no_grad():
+        assert (g(z, y0) - g(z, y1)).abs().mean() > 0.05
 
 
 def test_concat_conditioning_needs_a_convolution_after_y():

@@ -24,7 +24,7 @@ def test_conditional_gan_learns_the_condition(variant):
     codec = AttributeCodec({"level": ["dark", "bright"]})
     images, labels = _two_level_data(512, generator)
     trainer = GANTrainer(variant, codec.dim, 16, z_dim=8, g_width=8, d_width=8, lr=2e-3)
-    for _ in range(200):
+    for _ in range(300):
         index = torch.randint(512, (32,), generator=generator)
         trainer.step(images[index], codec.encode(labels[index]), generator)
     z = trainer.sample_z(200, generator)

@@ -25,10 +25,9 @@ from dreamlab.worldmodels.next_state import (
     joint_action_features,
     overall_accuracy,
     predict_next_states,
-    state_from_leaves,
-    state_leaves,
     train_next_state,
 )
+from dreamlab.worldmodels.training import state_from_leaves, state_leaves
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from dreamlab.gan.losses import LOSSES, discriminator_loss, generator_loss, smoothed_real_targets
-from dreamlab.gan.networks import Discriminator, Generator, init_dcgan_weights
+from dreamlab.gan.networks import Discriminator, Generator
 from dreamlab.grad_monitor import GradientMonitor, check_finite
 
 
@@ -80,8 +80,6 @@ class GANTrainer:
             spectral=self.spec.spectral,
             batchnorm=self.spec.d_batchnorm,
         )
-        init_dcgan_weights(self.generator)
-        init_dcgan_weights(self.discriminator)
         self.generator.to(self.device, dtype)
         self.discriminator.to(self.device, dtype)
         self.g_optimizer = torch.optim.Adam(self.generator.parameters(), lr=lr, betas=betas)

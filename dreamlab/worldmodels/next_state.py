@@ -20,7 +20,6 @@ Nothing here knows Pommerman: a :class:`StateLayout` lists named components of i
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
@@ -31,14 +30,11 @@ import torch.nn.functional as F
 
 from dreamlab.checkpoint import Checkpointer
 from dreamlab.files import atomic_savez, load_npz
-from dreamlab.grad_monitor import GradientMonitor, check_finite
 from dreamlab.mdn import most_likely_mean, sample_mixture
 from dreamlab.results import CurveLog
-from dreamlab.worldmodels.cores import State, detach_state, map_state
 from dreamlab.worldmodels.mdnrnn import MDNRNN, MDNOutput, mdnrnn_loss
-from dreamlab.worldmodels.sequences import EpisodeStreams
+from dreamlab.worldmodels.training import Log, train_by_tbptt
 
-Log = Callable[[str], None]
 DATASET_KEYS = ("states", "actions", "lengths")
 
 
@@ -235,19 +231,6 @@ def mixture_predictions(
     return mode, sample
 
 
-def state_leaves(state: State) -> list[torch.Tensor]:
-    """A core state's tensors in a fixed order (checkpoints hold plain lists, never the state's own classes)."""
-    leaves: list[torch.Tensor] = []
-    map_state(lambda t: leaves.append(t) or t, state)
-    return leaves
-
-
-def state_from_leaves(template: State, leaves: Sequence[torch.Tensor]) -> State:
-    """The state of ``template``'s structure holding ``leaves`` (the inverse of :func:`state_leaves`)."""
-    remaining = iter(leaves)
-    return map_state(lambda t: next(remaining).to(t.device, t.dtype), template)
-
-
 def train_next_state(
     model: MDNRNN,
     data: TransitionGames,
@@ -277,79 +260,36 @@ def train_next_state(
         raise ValueError(f"the model predicts {model.z_dim} integers but the layout has {layout.size}")
     reference = model.head.linear.weight
     device, dtype = reference.device, reference.dtype
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    streams = EpisodeStreams(data.lengths, batch_size, seq_len, seed)
-    generator = torch.Generator().manual_seed(seed)
-    state = model.initial_state(batch_size)
-    curve, step = CurveLog(), 0
-    saved = checkpointer.load(map_location=device)
-    if saved is not None:
-        model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        curve.load_state_dict(saved["curve"])
-        streams.load_state_dict(saved["streams"])
-        generator.set_state(saved["generator"])
-        state = state_from_leaves(state, saved["core_state"])
-        step = saved["step"]
-        if step >= steps:
-            model.eval()
-            return curve
-        log(f"next-state M: resuming at step {step}/{steps}")
-
-    def save() -> None:
-        checkpointer.save(
-            {
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "curve": curve.state_dict(),
-                "streams": streams.state_dict(),
-                "generator": generator.get_state(),
-                "core_state": state_leaves(state),
-                "step": step,
-            }
-        )
-
-    monitor = GradientMonitor(model) if monitor_grads else None
     no_done = torch.zeros(batch_size, seq_len, device=device)
-    last_save, started, start_step = time.monotonic(), time.monotonic(), step
-    model.train()
-    while step < steps:
-        chunk = gather_chunk(data, *streams.next_indices())
+
+    def chunk_loss(indices, state, generator):
+        chunk = gather_chunk(data, *indices)
         states, actions = model_inputs(model, layout, chunk, n_actions)
         targets = next_state_targets(layout, chunk.next_states, dtype, generator if dequantize else None)
         output, state = model(states, actions, state, chunk.reset.to(device))
         valid = chunk.valid.to(device)
         loss, _, _ = mdnrnn_loss(output, targets.to(device), valid, no_done, torch.zeros_like(valid))
-        check_finite(loss, f"next-state M loss at step {step}")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if monitor is not None:
-            monitor.check()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-        optimizer.step()
-        state = detach_state(state)
-        step += 1
-        row: dict[str, Any] = {}
-        if step % log_every == 0 or step == steps:
-            row.update(step=step, epoch=round(streams.progress, 3), nll=loss.item())
-            rate = (step - start_step) * batch_size * seq_len / max(time.monotonic() - started, 1e-9)
-            log(
-                f"next-state M step {step}/{steps} (epoch {streams.progress:.2f}): NLL {loss.item():.4f}, "
-                f"{rate:.0f} transitions/s"
-            )
-        if evaluate is not None and eval_every > 0 and (step % eval_every == 0 or step == steps):
-            metrics = dict(evaluate(step))
-            model.train()
-            row.update(step=step, epoch=round(streams.progress, 3), nll=loss.item(), **metrics)
-            log(f"next-state M step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
-        if row:
-            curve.append(**row)
-        if time.monotonic() - last_save > checkpoint_seconds and step < steps:
-            save()
-            last_save = time.monotonic()
-    save()
-    model.eval()
-    return curve
+        return loss, state, {"nll": loss.item()}
+
+    return train_by_tbptt(
+        model,
+        data.lengths,
+        chunk_loss,
+        steps=steps,
+        batch_size=batch_size,
+        seq_len=seq_len,
+        lr=lr,
+        grad_clip=grad_clip,
+        seed=seed,
+        checkpointer=checkpointer,
+        what="next-state M",
+        evaluate=evaluate,
+        eval_every=eval_every,
+        checkpoint_seconds=checkpoint_seconds,
+        log_every=log_every,
+        monitor_grads=monitor_grads,
+        log=log,
+    )
 
 
 class Predictions(NamedTuple):

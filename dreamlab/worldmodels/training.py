@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from dreamlab.cmaes import CMAES
 from dreamlab.files import atomic_savez, load_npz
 from dreamlab.grad_monitor import GradientMonitor, check_finite
 from dreamlab.results import CurveLog
-from dreamlab.worldmodels.cores import detach_state, map_state
+from dreamlab.worldmodels.cores import State, detach_state, map_state
 from dreamlab.worldmodels.mdnrnn import MDNRNN, mdnrnn_loss
 from dreamlab.worldmodels.rollouts import load_rollout
 from dreamlab.worldmodels.sequences import EpisodeStreams, LatentEpisodes, make_chunk
@@ -179,6 +179,118 @@ def load_latents(paths: Sequence[str | os.PathLike]) -> LatentEpisodes:
     )
 
 
+ChunkLoss = Callable[
+    [tuple[np.ndarray, np.ndarray, np.ndarray], State, torch.Generator], tuple[torch.Tensor, State, dict]
+]
+
+
+def state_leaves(state: State) -> list[torch.Tensor]:
+    """A core state's tensors in a fixed order (checkpoints hold plain lists, never the state's own classes)."""
+    leaves: list[torch.Tensor] = []
+    map_state(lambda t: leaves.append(t) or t, state)
+    return leaves
+
+
+def state_from_leaves(template: State, leaves: Sequence[torch.Tensor]) -> State:
+    """The state of ``template``'s structure holding ``leaves`` (the inverse of :func:`state_leaves`)."""
+    remaining = iter(leaves)
+    return map_state(lambda t: next(remaining).to(t.device, t.dtype), template)
+
+
+def train_by_tbptt(
+    model: MDNRNN,
+    lengths: np.ndarray,
+    chunk_loss: ChunkLoss,
+    *,
+    steps: int,
+    batch_size: int,
+    seq_len: int,
+    lr: float,
+    grad_clip: float,
+    seed: int,
+    checkpointer: Checkpointer,
+    what: str = "M",
+    evaluate: Callable[[int], Mapping[str, float]] | None = None,
+    eval_every: int = 0,
+    checkpoint_seconds: float = 120.0,
+    log_every: int = 50,
+    monitor_grads: bool = False,
+    log: Log = print,
+) -> CurveLog:
+    """Truncated BPTT over ``batch_size`` streams that play whole episodes (``lengths``) back to back in chunks of
+    ``seq_len`` steps (:class:`EpisodeStreams`): the core state is carried, detached, across chunks and reset at
+    episode starts. ``chunk_loss(indices, state, generator)`` builds one chunk from the streams' indices, runs the
+    model from ``state`` and returns (loss, new state, values for the curve). Every ``eval_every`` steps
+    ``evaluate(step)`` adds held-out metrics to the curve. Resumable exactly: the checkpoint holds weights,
+    optimiser, data order, generator, the carried core state and the curve."""
+    device = model.head.linear.weight.device
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    streams = EpisodeStreams(lengths, batch_size, seq_len, seed)
+    generator = torch.Generator().manual_seed(seed)
+    state = model.initial_state(batch_size)
+    curve, step = CurveLog(), 0
+    saved = checkpointer.load(map_location=device)
+    if saved is not None:
+        curve.load_state_dict(saved["curve"])
+        step = saved["step"]
+        model.load_state_dict(saved["model"])
+        if step >= steps:
+            model.eval()
+            return curve
+        optimizer.load_state_dict(saved["optimizer"])
+        streams.load_state_dict(saved["streams"])
+        generator.set_state(saved["generator"])
+        state = state_from_leaves(state, saved["core_state"])
+        log(f"{what}: resuming at step {step}/{steps}")
+
+    def save() -> None:
+        checkpointer.save(
+            {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "curve": curve.state_dict(),
+                "streams": streams.state_dict(),
+                "generator": generator.get_state(),
+                "core_state": state_leaves(state),
+                "step": step,
+            }
+        )
+
+    monitor = GradientMonitor(model) if monitor_grads else None
+    last_save, started, start_step = time.monotonic(), time.monotonic(), step
+    model.train()
+    while step < steps:
+        loss, state, values = chunk_loss(streams.next_indices(), state, generator)
+        details = ", ".join(f"{k} {v:.4f}" for k, v in values.items())
+        check_finite(loss, f"{what} loss at step {step} ({details})")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if monitor is not None:
+            monitor.check()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        optimizer.step()
+        state = detach_state(state)
+        step += 1
+        row: dict[str, Any] = {}
+        if step % log_every == 0 or step == steps:
+            row.update(step=step, epoch=round(streams.progress, 3), **values)
+            rate = (step - start_step) / max(time.monotonic() - started, 1e-9)
+            log(f"{what} step {step}/{steps} (epoch {streams.progress:.2f}): {details}, {rate:.2f} steps/s")
+        if evaluate is not None and eval_every > 0 and (step % eval_every == 0 or step == steps):
+            metrics = dict(evaluate(step))
+            model.train()
+            row.update(step=step, epoch=round(streams.progress, 3), **values, **metrics)
+            log(f"{what} step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+        if row:
+            curve.append(**row)
+        if time.monotonic() - last_save > checkpoint_seconds and step < steps:
+            save()
+            last_save = time.monotonic()
+    save()
+    model.eval()
+    return curve
+
+
 def train_mdnrnn(
     model: MDNRNN,
     data: LatentEpisodes,
@@ -197,46 +309,13 @@ def train_mdnrnn(
     monitor_grads: bool = False,
     log: Log = print,
 ) -> CurveLog:
-    """Train M by truncated BPTT on chunks of ``seq_len`` steps from ``batch_size`` episode streams."""
+    """Train M on V's latents by truncated BPTT (:func:`train_by_tbptt`); z is re-drawn from the stored mu and
+    logvar for every chunk."""
     reference = model.head.linear.weight
     device, dtype = reference.device, reference.dtype
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    streams = EpisodeStreams(data.lengths, batch_size, seq_len, seed)
-    generator = torch.Generator().manual_seed(seed)
-    state = model.initial_state(batch_size)
-    curve, step = CurveLog(), 0
-    saved = checkpointer.load(map_location=device)
-    if saved is not None:
-        model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        curve.load_state_dict(saved["curve"])
-        streams.load_state_dict(saved["streams"])
-        generator.set_state(saved["generator"])
-        # The checkpoint holds the core's (named) state tuple as plain tuples: put it back into the core's structure.
-        state = map_state(lambda _, saved_leaf: saved_leaf.to(device, dtype), state, saved["core_state"])
-        step = saved["step"]
-        if step >= steps:
-            return curve
-        log(f"M: resuming at step {step}/{steps}")
 
-    def save() -> None:
-        checkpointer.save(
-            {
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "curve": curve.state_dict(),
-                "streams": streams.state_dict(),
-                "generator": generator.get_state(),
-                "core_state": state,
-                "step": step,
-            }
-        )
-
-    monitor = GradientMonitor(model) if monitor_grads else None
-    last_save, started = time.monotonic(), time.monotonic()
-    model.train()
-    while step < steps:
-        chunk = make_chunk(data, *streams.next_indices(), generator)
+    def chunk_loss(indices, state, generator):
+        chunk = make_chunk(data, *indices, generator)
         z, z_next = chunk.z.to(device, dtype), chunk.z_next.to(device, dtype)
         actions = task.action_features(chunk.actions.to(device), dtype)
         output, state = model(z, actions, state, chunk.reset.to(device))
@@ -244,34 +323,24 @@ def train_mdnrnn(
         loss, z_loss, done_loss = mdnrnn_loss(
             output, z_next, chunk.z_mask.to(device), chunk.done.to(device), done_mask.to(device), done_pos_weight
         )
-        check_finite(loss, f"M loss at step {step} (z NLL {z_loss.item()}, done BCE {done_loss.item()})")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if monitor is not None:
-            monitor.check()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-        optimizer.step()
-        state = detach_state(state)
-        step += 1
-        if step % log_every == 0 or step == steps:
-            curve.append(
-                step=step,
-                epoch=round(streams.progress, 3),
-                loss=loss.item(),
-                z_nll=z_loss.item(),
-                done_bce=done_loss.item(),
-            )
-            rate = step / max(time.monotonic() - started, 1e-9)
-            log(
-                f"M step {step}/{steps} (epoch {streams.progress:.2f}): loss {loss.item():.4f} "
-                f"(z NLL {z_loss.item():.4f}, done {done_loss.item():.4f}), {rate:.2f} steps/s"
-            )
-        if time.monotonic() - last_save > checkpoint_seconds and step < steps:
-            save()
-            last_save = time.monotonic()
-    save()
-    model.eval()
-    return curve
+        return loss, state, {"loss": loss.item(), "z_nll": z_loss.item(), "done_bce": done_loss.item()}
+
+    return train_by_tbptt(
+        model,
+        data.lengths,
+        chunk_loss,
+        steps=steps,
+        batch_size=batch_size,
+        seq_len=seq_len,
+        lr=lr,
+        grad_clip=grad_clip,
+        seed=seed,
+        checkpointer=checkpointer,
+        checkpoint_seconds=checkpoint_seconds,
+        log_every=log_every,
+        monitor_grads=monitor_grads,
+        log=log,
+    )
 
 
 def evolve_controller(
