@@ -1,9 +1,9 @@
 """Compare World Models runs that differ in M's core (the thesis' MDN-LSTM vs MDN-DNC on ViZDoom Take Cover).
 
-    python experiments/worldmodels_compare.py doom_takecover_lstm doom_takecover_dnc
+    python experiments/worldmodels_compare.py doom_takecover_lstm_gen60 doom_takecover_dnc
 
-Reads each run's results/worldmodels/<name>.json and <name>_curve.csv, writes the comparison figure
-results/worldmodels/<prefix>_core_comparison.png and a summary result <prefix>_core_comparison.json.
+Reads each result results/worldmodels/<name>.json and its run's curve CSV (up to the result's generation), and
+writes the comparison figure results/worldmodels/<--name>.png and a summary result <--name>.json.
 """
 
 from __future__ import annotations
@@ -36,7 +36,11 @@ def main(argv: list[str] | None = None) -> dict:
         core = result["config"]["core"]
         if core in curves:
             raise ValueError(f"two runs with core {core!r}; compare runs that differ in their core")
-        curves[core] = CurveLog.from_csv(folder / f"{run}_curve.csv")
+        # The run's curve up to the generation this result evaluated (a result saved part-way through a longer run
+        # shares the run's curve file, named after config.name).
+        curve = CurveLog.from_csv(folder / f"{result['config']['name']}_curve.csv")
+        curve.rows = [row for row in curve.rows if row["generation"] <= result["metrics"]["generations"]]
+        curves[core] = curve
         finals[core] = np.asarray(result["metrics"]["real_episode_returns"])
         summary[core] = {
             "run": run,
