@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -140,3 +140,34 @@ class Checkpointer:
 
     def save(self, state: dict[str, Any]) -> Path:
         return save_checkpoint(self.path, {"config": self.config, "state": state})
+
+    def save_objects(self, objects: Mapping[str, Any], step: int) -> Path:
+        """Save the state of each named object (anything with ``state_dict``, or a NumPy/torch random generator)
+        and the step reached."""
+        return self.save({**{name: _state_of(obj) for name, obj in objects.items()}, "step": step})
+
+    def restore_objects(self, objects: Mapping[str, Any], map_location: str | torch.device = "cpu") -> int:
+        """Put each named object back in its saved state and return the saved step; 0 when there is no checkpoint."""
+        saved = self.load(map_location)
+        if saved is None:
+            return 0
+        for name, obj in objects.items():
+            _restore_state(obj, saved[name])
+        return int(saved["step"])
+
+
+def _state_of(obj: Any) -> Any:
+    if isinstance(obj, np.random.Generator):
+        return obj.bit_generator.state
+    if isinstance(obj, torch.Generator):
+        return obj.get_state()
+    return obj.state_dict()
+
+
+def _restore_state(obj: Any, state: Any) -> None:
+    if isinstance(obj, np.random.Generator):
+        obj.bit_generator.state = state
+    elif isinstance(obj, torch.Generator):
+        obj.set_state(state.cpu())
+    else:
+        obj.load_state_dict(state)

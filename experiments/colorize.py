@@ -146,27 +146,15 @@ def main(argv: list[str] | None = None) -> dict:
         dtype=dtype,
         log_grads=config.log_grads,
     )
-    curve, step = CurveLog(), 0
+    curve = CurveLog()
     checkpointer = Checkpointer(run_dir, config)
-    saved = checkpointer.load()
-    if saved is not None:
-        trainer.load_state_dict(saved["trainer"])
-        rng.bit_generator.state = saved["rng"]
-        curve.load_state_dict(saved["curve"])
-        timer.load_state_dict(saved["timer"])
-        step = saved["step"]
+    resumable = {"trainer": trainer, "rng": rng, "curve": curve, "timer": timer}
+    step = checkpointer.restore_objects(resumable)
+    if step:
         print(f"resumed {name} at step {step} from {checkpointer.path}")
 
     def checkpoint() -> None:
-        checkpointer.save(
-            {
-                "trainer": trainer.state_dict(),
-                "rng": rng.bit_generator.state,
-                "curve": curve.state_dict(),
-                "timer": timer.state_dict(),
-                "step": step,
-            }
-        )
+        checkpointer.save_objects(resumable, step)
 
     window: dict[str, float] = {}
     while step < config.steps:

@@ -259,27 +259,15 @@ def main(argv: list[str] | None = None) -> dict:
         log_grads=config.log_grads,
     )
     generator = torch.Generator().manual_seed(config.seed + 1)
-    losses, step = CurveLog(), 0
+    losses = CurveLog()
     checkpointer = Checkpointer(run_dir, config)
-    saved = checkpointer.load()
-    if saved is not None:
-        trainer.load_state_dict(saved["trainer"])
-        generator.set_state(saved["generator"])
-        losses.load_state_dict(saved["losses"])
-        timer.load_state_dict(saved["timer"])
-        step = saved["step"]
+    resumable = {"trainer": trainer, "generator": generator, "losses": losses, "timer": timer}
+    step = checkpointer.restore_objects(resumable)
+    if step:
         print(f"resumed {name} at step {step} from {checkpointer.path}")
 
     def checkpoint() -> None:
-        checkpointer.save(
-            {
-                "trainer": trainer.state_dict(),
-                "generator": generator.get_state(),
-                "step": step,
-                "losses": losses.state_dict(),
-                "timer": timer.state_dict(),
-            }
-        )
+        checkpointer.save_objects(resumable, step)
 
     eval_z = trainer.sample_z(len(held), torch.Generator().manual_seed(config.seed + 3))
     y_train = train.codec.encode(train.labels)

@@ -167,6 +167,24 @@ def test_checkpointer_guards_config(tmp_path):
         Checkpointer(tmp_path, faster, filename="stage.pt", depends_on=("lr",)).load()
 
 
+def test_checkpointer_saves_and_restores_named_objects_and_generators(tmp_path):
+    model, curve = nn.Linear(3, 2), CurveLog()
+    numpy_rng, torch_rng = np.random.default_rng(1), torch.Generator().manual_seed(2)
+    curve.append(step=1, loss=0.5)
+    objects = {"model": model, "curve": curve, "rng": numpy_rng, "generator": torch_rng}
+    checkpointer = Checkpointer(tmp_path, make_config(ToyConfig, PRESETS, "fast"))
+    assert checkpointer.restore_objects(objects) == 0  # nothing saved yet: start at step 0
+    checkpointer.save_objects(objects, step=7)
+    expected = (numpy_rng.random(), torch.rand(1, generator=torch_rng))
+    fresh = {"model": nn.Linear(3, 2), "curve": CurveLog()}
+    fresh.update(rng=np.random.default_rng(), generator=torch.Generator())
+    assert checkpointer.restore_objects(fresh) == 7
+    torch.testing.assert_close(fresh["model"].weight, model.weight)
+    assert fresh["curve"].rows == [{"step": 1, "loss": 0.5}]
+    assert fresh["rng"].random() == expected[0]
+    assert torch.equal(torch.rand(1, generator=fresh["generator"]), expected[1])
+
+
 def test_checkpoint_stores_named_tuples_as_plain_tuples(tmp_path):
     # Loading builds no custom classes: a named tuple comes back as a tuple with the same leaves.
     state = {"core": ControllerState(torch.ones(2), torch.zeros(2))}

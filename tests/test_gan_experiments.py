@@ -1,0 +1,39 @@
+"""The GAN scripts end to end on their smoke presets, and a run stopped part-way resumes to the same result."""
+
+import importlib
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
+
+
+@pytest.mark.parametrize(
+    ("script", "curve", "steps", "stop_at"),
+    [
+        ("colorize.py", "colorize_sprites_smoke_curve.csv", 10, 5),
+        ("sncgan.py", "sncgan_sprites_smoke_losses.csv", 30, 10),
+    ],
+)
+def test_smoke_run_resumed_part_way_equals_a_straight_run(tmp_path, script, curve, steps, stop_at):
+    def run(folder: str, *extra: str) -> str:
+        main = importlib.import_module(script.removesuffix(".py")).main
+        main(
+            [
+                "--preset",
+                "smoke",
+                "--threads",
+                "1",
+                "--run_dir",
+                str(tmp_path / folder / "run"),
+                "--results_dir",
+                str(tmp_path / folder / "results"),
+                *extra,
+            ]
+        )
+        return (tmp_path / folder / "results" / "gan" / curve).read_text()
+
+    straight = run("straight")
+    run("resumed", "--steps", str(stop_at))  # a run that stopped at a checkpoint ...
+    assert run("resumed", "--steps", str(steps)) == straight  # ... continues to exactly the same curve
