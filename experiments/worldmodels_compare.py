@@ -37,8 +37,8 @@ def main(argv: list[str] | None = None) -> dict:
         if core in curves:
             raise ValueError(f"two runs with core {core!r}; compare runs that differ in their core")
         # The run's curve up to the generation this result evaluated (a result saved part-way through a longer run
-        # shares the run's curve file, named after config.name).
-        curve = CurveLog.from_csv(folder / f"{result['config']['name']}_curve.csv")
+        # shares the run's curve file, named after config.name when the run was given one).
+        curve = CurveLog.from_csv(folder / f"{result['config']['name'] or run}_curve.csv")
         curve.rows = [row for row in curve.rows if row["generation"] <= result["metrics"]["generations"]]
         curves[core] = curve
         finals[core] = np.asarray(result["metrics"]["real_episode_returns"])
