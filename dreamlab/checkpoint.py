@@ -80,9 +80,10 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     return _decode(payload["state"])
 
 
-# Fields that describe where or how a run executes, not what it computes: they may change between a run and its
-# resumption.
+# Fields that describe where or how a run executes or what its outputs are called, not what it computes: they may
+# change between a run and its resumption.
 _RUN_ONLY_FIELDS = {
+    "name",
     "device",
     "run_dir",
     "results_dir",

@@ -71,6 +71,7 @@ class NextStateConfig(RunConfig):
     lr: float = 1e-3
     grad_clip: float = 1.0
     dequantize: bool = True
+    residual: bool = False  # the mixture models s_{t+1} - s_t (see dreamlab.worldmodels.next_state and the docs)
     # Evaluation
     eval_every: int = 200
     eval_steps: int = 5000  # held-out transitions for the learning curve's evaluations
@@ -246,6 +247,7 @@ def main(argv: list[str] | None = None) -> dict:
             streams=config.eval_streams,
             temperature=config.temperature,
             seed=config.seed + step,
+            residual=config.residual,
         )
         report = accuracy_report(predictions.mode, predictions.target, predictions.current, layout)
         changed = [v for v in report["changed_component_accuracy"].values() if v is not None]
@@ -268,6 +270,7 @@ def main(argv: list[str] | None = None) -> dict:
             lr=config.lr,
             grad_clip=config.grad_clip,
             dequantize=config.dequantize,
+            residual=config.residual,
             seed=config.seed,
             checkpointer=Checkpointer(run_dir, config),
             evaluate=evaluate,
@@ -287,6 +290,7 @@ def main(argv: list[str] | None = None) -> dict:
             streams=config.eval_streams,
             temperature=config.temperature,
             seed=config.seed,
+            residual=config.residual,
         )
     mode = accuracy_report(predictions.mode, predictions.target, predictions.current, layout)
     sample = accuracy_report(predictions.sample, predictions.target, predictions.current, layout)
@@ -327,7 +331,10 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 def comparison_figure(out_dir: Path, pattern: str) -> Path | None:
-    """next_state_comparison*.png from the LSTM and DNC results named by ``pattern`` once both exist."""
+    """next_state_comparison*.png from the LSTM and DNC results named by ``pattern`` once both exist (None for a
+    run named without its core, which has no counterpart)."""
+    if "{core}" not in pattern:
+        return None
     paths = {core: out_dir / f"{pattern.format(core=core)}.json" for core in CORES}
     if not all(p.is_file() for p in paths.values()):
         return None

@@ -144,7 +144,7 @@ def timer_and_walker_games(count, length, seed):
 TOY = StateLayout([Part("timer", 1, 9), Part("walker", 1, 4)])
 
 
-def toy_training(tmp_path, core, steps, model=None, log_every=10_000):
+def toy_training(tmp_path, core, steps, model=None, log_every=10_000, residual=False):
     torch.manual_seed(0)
     model = model or MDNRNN(2, 3, 32, 2, core=core, predict_done=False, core_options=None)
     train = timer_and_walker_games(48, 24, seed=1)
@@ -162,15 +162,18 @@ def toy_training(tmp_path, core, steps, model=None, log_every=10_000):
         dequantize=True,
         seed=3,
         checkpointer=checkpointer,
+        residual=residual,
         log_every=log_every,
         log=lambda message: None,
     )
     return model, curve
 
 
-def test_a_small_mdn_lstm_learns_dynamics_that_copying_cannot(tmp_path):
-    model, _ = toy_training(tmp_path, "lstm", steps=250)
-    predictions = predict_next_states(model, timer_and_walker_games(16, 24, seed=2), TOY, n_actions=3, streams=8)
+@pytest.mark.parametrize("residual", [False, True])
+def test_a_small_mdn_lstm_learns_dynamics_that_copying_cannot(tmp_path, residual):
+    model, _ = toy_training(tmp_path, "lstm", steps=250, residual=residual)
+    test_games = timer_and_walker_games(16, 24, seed=2)
+    predictions = predict_next_states(model, test_games, TOY, n_actions=3, streams=8, residual=residual)
     learned = accuracy_report(predictions.mode, predictions.target, predictions.current, TOY)
     copy = accuracy_report(predictions.current, predictions.target, predictions.current, TOY)
     assert copy["overall_accuracy"] == 0.0 and copy["changed_component_accuracy"]["timer"] == 0.0

@@ -49,7 +49,6 @@ class RNDConfig(RunConfig):
         "eval_episodes",
         "eval_max_episode_steps",
         "checkpoint_every",
-        "name",
     )
 
     def validate(self) -> None:

@@ -14,6 +14,11 @@ sigma onto them. With ``dequantize`` the targets get uniform noise of one unit's
 u ~ U(-1/2, 1/2) (Theis et al., "A note on the evaluation of generative models", 2016): the NLL of the dequantised
 data bounds the discrete data's and stays finite, and rounding recovers v from any prediction within half a unit.
 
+With ``residual`` the mixture is over the change (s_{t+1} - s_t) / high and a prediction adds it to s_t. Most
+integers of a game state keep their value from one step to the next, so a residual model only has to learn to
+predict "no change" there (a mixture centred on zero) and spends its capacity on what does change; the prediction
+is still of s_{t+1}, rounded as above.
+
 Nothing here knows Pommerman: a :class:`StateLayout` lists named components of integers in ``0..high``.
 """
 
@@ -245,6 +250,7 @@ def train_next_state(
     dequantize: bool,
     seed: int,
     checkpointer: Checkpointer,
+    residual: bool = False,
     evaluate: Callable[[int], Mapping[str, float]] | None = None,
     eval_every: int = 0,
     checkpoint_seconds: float = 120.0,
@@ -254,7 +260,8 @@ def train_next_state(
 ) -> CurveLog:
     """Teacher-forced training of M on s_{t+1} | s_t, a_t by truncated BPTT over ``batch_size`` streams of whole
     games in ``seq_len``-step chunks (:class:`EpisodeStreams`: the state is carried across chunks, reset at game
-    starts). Every ``eval_every`` steps ``evaluate(step)`` adds held-out metrics to the curve. Resumable: the
+    starts); with ``residual`` the mixture models (s_{t+1} - s_t) / high. Every ``eval_every`` steps
+    ``evaluate(step)`` adds held-out metrics to the curve. Resumable: the
     checkpoint holds weights, optimiser, data order, generators, the carried core state and the curve."""
     if model.z_dim != layout.size:
         raise ValueError(f"the model predicts {model.z_dim} integers but the layout has {layout.size}")
@@ -265,10 +272,12 @@ def train_next_state(
     def chunk_loss(indices, state, generator):
         chunk = gather_chunk(data, *indices)
         states, actions = model_inputs(model, layout, chunk, n_actions)
-        targets = next_state_targets(layout, chunk.next_states, dtype, generator if dequantize else None)
+        targets = next_state_targets(layout, chunk.next_states, dtype, generator if dequantize else None).to(device)
+        if residual:
+            targets = targets - states
         output, state = model(states, actions, state, chunk.reset.to(device))
         valid = chunk.valid.to(device)
-        loss, _, _ = mdnrnn_loss(output, targets.to(device), valid, no_done, torch.zeros_like(valid))
+        loss, _, _ = mdnrnn_loss(output, targets, valid, no_done, torch.zeros_like(valid))
         return loss, state, {"nll": loss.item()}
 
     return train_by_tbptt(
@@ -313,8 +322,10 @@ def predict_next_states(
     seq_len: int = 100,
     temperature: float = 1.0,
     seed: int = 0,
+    residual: bool = False,
 ) -> Predictions:
-    """Teacher-forced predictions of every transition of ``data``, each game played from its first step."""
+    """Teacher-forced predictions of every transition of ``data``, each game played from its first step
+    (``residual``: the model was trained on s_{t+1} - s_t, see :func:`train_next_state`)."""
     model.eval()
     episode, position, reset, valid = evaluation_schedule(data.lengths, streams)
     generator = torch.Generator(device=model.head.linear.weight.device).manual_seed(seed)
@@ -326,6 +337,8 @@ def predict_next_states(
         states, actions = model_inputs(model, layout, chunk, n_actions)
         output, state = model(states, actions, state, chunk.reset.to(states.device))
         mode, sample = mixture_predictions(output, temperature, generator)
+        if residual:
+            mode, sample = states + mode, states + sample
         keep = chunk.valid.to(states.device)
         parts["current"].append(chunk.states[chunk.valid].numpy())
         parts["target"].append(chunk.next_states[chunk.valid].numpy())
