@@ -55,7 +55,12 @@ class SNcGANConfig(RunConfig):
     d_width: int = 16
     batch_size: int = 64
     steps: int = 3000  # D/G update pairs
-    lr: float = 2e-4
+    lr: float = 2e-4  # Adam learning rate of G (and of D unless d_lr is given)
+    d_lr: float | None = None  # D's learning rate when it differs from G's (two time-scale update rule)
+    d_steps: int = 1  # D updates per G update (n_dis), each on a fresh real batch
+    mode_seeking: float = 0.0  # weight of the mode-seeking term (Mao et al., 2019) in G's loss; 0 = off
+    # y modulates every G batch norm (conditional batch norm) or, with --no-g_conditional_norm, enters only with z
+    g_conditional_norm: bool = True
     beta1: float = 0.5
     beta2: float = 0.999
     smooth_low: float = 0.9  # real targets ~ U[smooth_low, 1] (bce only)
@@ -253,6 +258,10 @@ def main(argv: list[str] | None = None) -> dict:
         loss=config.loss,
         label_smoothing=(config.smooth_low, 1.0),
         lr=config.lr,
+        d_lr=config.d_lr,
+        d_steps=config.d_steps,
+        mode_seeking=config.mode_seeking,
+        g_conditional_norm=config.g_conditional_norm,
         betas=(config.beta1, config.beta2),
         device=device,
         dtype=dtype,
@@ -278,7 +287,7 @@ def main(argv: list[str] | None = None) -> dict:
             checkpoint()
             break
         with timer.stage("train"):
-            index = torch.randint(len(train), (config.batch_size,), generator=generator)
+            index = torch.randint(len(train), (config.batch_size * config.d_steps,), generator=generator)
             stats = trainer.step(train.images[index], y_train[index], generator)
         step += 1
         for k, v in stats.items():

@@ -1,6 +1,6 @@
 """Compare World Models runs that differ in M's core (the thesis' MDN-LSTM vs MDN-DNC on ViZDoom Take Cover).
 
-    python experiments/worldmodels_compare.py doom_takecover_lstm_gen60 doom_takecover_dnc
+    python experiments/worldmodels_compare.py doom_takecover_lstm doom_takecover_dnc
 
 Reads each result results/worldmodels/<name>.json and its run's curve CSV (up to the result's generation), and
 writes the comparison figure results/worldmodels/<--name>.png and a summary result <--name>.json.

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from dreamlab.gan.losses import discriminator_loss, generator_loss, smoothed_real_targets
+from dreamlab.gan.losses import discriminator_loss, generator_loss, mode_seeking_loss, smoothed_real_targets
 
 
 def test_bce_losses_at_zero_logits():
@@ -49,3 +49,13 @@ def test_label_smoothing_range():
     assert t.mean().item() == pytest.approx(0.95, abs=0.002)
     with pytest.raises(ValueError, match="label smoothing range"):
         smoothed_real_targets(3, 0.95, 0.9, like=torch.zeros(1))
+
+
+def test_mode_seeking_loss_is_inverse_image_to_code_distance_ratio():
+    z_a, z_b = torch.zeros(4, 8), torch.full((4, 8), 2.0)  # mean |z_a - z_b| = 2
+    fake_a, fake_b = torch.zeros(4, 3, 5, 5), torch.full((4, 3, 5, 5), 0.5)  # mean |difference| = 0.5
+    assert mode_seeking_loss(fake_a, fake_b, z_a, z_b).item() == pytest.approx(1.0 / (0.25 + 1e-5))
+    # A generator that ignores z (identical images) gets the largest loss, 1 / eps.
+    assert mode_seeking_loss(fake_a, fake_a, z_a, z_b).item() == pytest.approx(1e5)
+    with pytest.raises(ValueError, match="paired"):
+        mode_seeking_loss(fake_a, fake_b[:3], z_a, z_b)

@@ -87,6 +87,17 @@ def test_generator_condition_reaches_every_layer():
         assert (g(z, y0) - g(z, y1)).abs().mean() > 0.05
 
 
+def test_generator_without_conditional_norm_takes_y_with_z_only():
+    torch.manual_seed(0)
+    g = Generator(z_dim=8, cond_dim=4, image_size=16, width=8, conditional_norm=False)
+    assert not any(isinstance(m, ConditionalBatchNorm2d) for m in g.modules())
+    assert g.project.in_features == 12
+    z = torch.randn(6, 8)
+    g.eval()
+    with torch.no_grad():
+        assert not torch.allclose(g(z, torch.eye(4)[[0] * 6]), g(z, torch.eye(4)[[1] * 6]))
+
+
 def test_concat_conditioning_needs_a_convolution_after_y():
     with pytest.raises(ValueError, match="image_size >= 16"):
         Discriminator(cond_dim=2, image_size=8, conditioning="concat")

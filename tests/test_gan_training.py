@@ -44,6 +44,24 @@ def test_trainer_state_round_trip_continues_identically(tmp_path):
     assert a.step(x, y, torch.Generator().manual_seed(2)) == b.step(x, y, torch.Generator().manual_seed(2))
 
 
+def test_discriminator_steps_learning_rates_and_mode_seeking_options():
+    torch.manual_seed(0)
+    x, y = torch.randn(12, 3, 16, 16).tanh(), torch.eye(3)[torch.arange(12) % 3]
+    trainer = GANTrainer("sncgan", 3, 16, z_dim=4, g_width=4, d_width=4, lr=1e-4, d_lr=4e-4, d_steps=3)
+    assert trainer.g_optimizer.param_groups[0]["lr"] == 1e-4 and trainer.d_optimizer.param_groups[0]["lr"] == 4e-4
+    trainer.step(x, y)  # three D updates on batches of 4, one G update
+    d_state = next(iter(trainer.d_optimizer.state.values()))
+    g_state = next(iter(trainer.g_optimizer.state.values()))
+    assert int(d_state["step"]) == 3 and int(g_state["step"]) == 1
+    with pytest.raises(ValueError, match="d_steps=3 equal batches"):
+        trainer.step(x[:10], y[:10])
+    with pytest.raises(ValueError, match="d_steps"):
+        GANTrainer("sncgan", 3, 16, d_steps=0)
+    seeking = GANTrainer("cgan", 3, 16, z_dim=4, g_width=4, d_width=4, mode_seeking=0.1)
+    stats = seeking.step(x[:8], y[:8])
+    assert stats["mode_seeking"] > 0 and "mode_seeking" not in trainer.step(x, y)
+
+
 def test_non_finite_loss_is_named():
     trainer = GANTrainer("cgan", 3, 16, z_dim=4, g_width=4, d_width=4)
     x = torch.full((4, 3, 16, 16), float("nan"))

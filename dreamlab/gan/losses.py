@@ -6,6 +6,9 @@
   U[0.9, 1] as in the SNcGAN setup, fake targets stay 0.
 - ``hinge``: Lim & Ye (2017) / Miyato et al. (2018, eq. 16-17): D minimises E[relu(1 - D(x))] + E[relu(1 + D(G(z)))],
   G minimises -E[D(G(z))].
+
+``mode_seeking_loss`` is the regulariser of Mao et al. (2019), "Mode Seeking GANs for Diverse Image Synthesis",
+eq. 3, for a conditional generator that learns to ignore z and draws one image per condition.
 """
 
 from __future__ import annotations
@@ -53,3 +56,20 @@ def generator_loss(fake_logits: torch.Tensor, kind: str = "bce") -> torch.Tensor
     if kind == "hinge":
         return -fake_logits.mean()
     raise ValueError(f"unknown GAN loss {kind!r}; choose from {LOSSES}")
+
+
+def mode_seeking_loss(
+    fake_a: torch.Tensor, fake_b: torch.Tensor, z_a: torch.Tensor, z_b: torch.Tensor, eps: float = 1e-5
+) -> torch.Tensor:
+    """Mao et al. (2019), eq. 3: 1 / (mean|G(z_a, y) - G(z_b, y)| / mean|z_a - z_b| + eps), for G to minimise.
+
+    Pairs share their condition y, so the ratio measures how much the image changes with z alone; it is small
+    when G ignores z (mode collapse within a condition) and the loss then grows.
+    """
+    if fake_a.shape != fake_b.shape or z_a.shape != z_b.shape or fake_a.shape[0] != z_a.shape[0]:
+        raise ValueError(
+            f"mode seeking needs paired images and codes, got {tuple(fake_a.shape)}, {tuple(fake_b.shape)}, "
+            f"{tuple(z_a.shape)}, {tuple(z_b.shape)}"
+        )
+    ratio = (fake_a - fake_b).abs().mean() / (z_a - z_b).abs().mean()
+    return 1.0 / (ratio + eps)

@@ -64,18 +64,28 @@ class ConditionalBatchNorm2d(nn.Module):
 class Generator(nn.Module):
     """DCGAN generator G([z, y]) -> images in [-1, 1] of shape (n, channels, image_size, image_size).
 
-    Conditional (``cond_dim`` > 0): y is concatenated to z and every batch norm is a ``ConditionalBatchNorm2d``.
-    Weights are DCGAN-initialised at construction.
+    Conditional (``cond_dim`` > 0): y is concatenated to z and, with ``conditional_norm`` (the default), every batch
+    norm is a ``ConditionalBatchNorm2d``; without it y enters only with z (Mirza & Osindero's generator). Weights are
+    DCGAN-initialised at construction.
     """
 
-    def __init__(self, z_dim: int, cond_dim: int, image_size: int, channels: int = 3, width: int = 64):
+    def __init__(
+        self,
+        z_dim: int,
+        cond_dim: int,
+        image_size: int,
+        channels: int = 3,
+        width: int = 64,
+        conditional_norm: bool = True,
+    ):
         super().__init__()
         stages = _check_image_size(image_size)
         self.z_dim, self.cond_dim = z_dim, cond_dim
+        self.conditional_norm = conditional_norm and cond_dim > 0
         widths = [width * 2 ** (stages - 1 - s) for s in range(stages)]  # channels at 4x4, 8x8, ..., image_size / 2
         self.project = nn.Linear(z_dim + cond_dim, widths[0] * 16, bias=False)
         self.norms = nn.ModuleList(
-            ConditionalBatchNorm2d(c, cond_dim) if cond_dim else nn.BatchNorm2d(c) for c in widths
+            ConditionalBatchNorm2d(c, cond_dim) if self.conditional_norm else nn.BatchNorm2d(c) for c in widths
         )
         self.upsample = nn.ModuleList(
             nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False) for c_in, c_out in itertools.pairwise(widths)
@@ -97,7 +107,7 @@ class Generator(nn.Module):
         for stage, norm in enumerate(self.norms):
             if stage:
                 h = self.upsample[stage - 1](h)
-            h = torch.relu(norm(h, y) if self.cond_dim else norm(h))
+            h = torch.relu(norm(h, y) if self.conditional_norm else norm(h))
         return torch.tanh(self.to_image(h))
 
 

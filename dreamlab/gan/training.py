@@ -7,7 +7,13 @@ from typing import Any
 
 import torch
 
-from dreamlab.gan.losses import LOSSES, discriminator_loss, generator_loss, smoothed_real_targets
+from dreamlab.gan.losses import (
+    LOSSES,
+    discriminator_loss,
+    generator_loss,
+    mode_seeking_loss,
+    smoothed_real_targets,
+)
 from dreamlab.gan.networks import Discriminator, Generator
 from dreamlab.grad_monitor import GradientMonitor, check_finite
 
@@ -44,7 +50,12 @@ def variant_spec(variant: str) -> VariantSpec:
 
 
 class GANTrainer:
-    """Generator, discriminator and their Adam optimisers for one variant, updated one D step then one G step."""
+    """Generator, discriminator and their Adam optimisers for one variant: ``d_steps`` D updates, then one G update.
+
+    Options beyond the SNcGAN recipe (all off by default): ``d_lr`` (two time-scale update rule), ``d_steps``
+    (n_dis), ``mode_seeking`` (weight of the mode-seeking regulariser) and ``g_conditional_norm=False`` (y enters G
+    with z only).
+    """
 
     def __init__(
         self,
@@ -59,6 +70,10 @@ class GANTrainer:
         loss: str = "bce",
         label_smoothing: tuple[float, float] = (0.9, 1.0),
         lr: float = 2e-4,
+        d_lr: float | None = None,
+        d_steps: int = 1,
+        mode_seeking: float = 0.0,
+        g_conditional_norm: bool = True,
         betas: tuple[float, float] = (0.5, 0.999),
         device: torch.device | str = "cpu",
         dtype: torch.dtype = torch.float32,
@@ -66,11 +81,16 @@ class GANTrainer:
     ):
         if loss not in LOSSES:
             raise ValueError(f"unknown GAN loss {loss!r}; choose from {LOSSES}")
+        if d_steps < 1:
+            raise ValueError(f"d_steps (discriminator updates per generator update) must be >= 1, got {d_steps}")
+        if mode_seeking < 0:
+            raise ValueError(f"mode_seeking weight must be >= 0, got {mode_seeking}")
+        self.d_steps, self.mode_seeking = d_steps, mode_seeking
         self.variant, self.spec = variant, variant_spec(variant)
         self.loss, self.label_smoothing = loss, label_smoothing
         self.cond_dim = cond_dim if self.spec.conditional else 0
         self.z_dim, self.device, self.dtype = z_dim, torch.device(device), dtype
-        self.generator = Generator(z_dim, self.cond_dim, image_size, channels, g_width)
+        self.generator = Generator(z_dim, self.cond_dim, image_size, channels, g_width, g_conditional_norm)
         self.discriminator = Discriminator(
             self.cond_dim,
             image_size,
@@ -83,7 +103,10 @@ class GANTrainer:
         self.generator.to(self.device, dtype)
         self.discriminator.to(self.device, dtype)
         self.g_optimizer = torch.optim.Adam(self.generator.parameters(), lr=lr, betas=betas)
-        self.d_optimizer = torch.optim.Adam(self.discriminator.parameters(), lr=lr, betas=betas)
+        # d_lr != lr is the two time-scale update rule (Heusel et al., 2017); None keeps one learning rate.
+        self.d_optimizer = torch.optim.Adam(
+            self.discriminator.parameters(), lr=lr if d_lr is None else d_lr, betas=betas
+        )
         self.g_monitor = GradientMonitor(self.generator) if log_grads else None
         self.d_monitor = GradientMonitor(self.discriminator) if log_grads else None
 
@@ -94,32 +117,56 @@ class GANTrainer:
         return torch.randn(n, self.z_dim, generator=generator, dtype=self.dtype).to(self.device)
 
     def step(self, real: torch.Tensor, y: torch.Tensor, generator: torch.Generator | None = None) -> dict[str, float]:
-        """One D update on (real, G(z, y)) then one G update; y are the real batch's labels, reused for the fakes."""
-        real = real.to(self.device, self.dtype)
-        cond = self._condition(y)
-        n = real.shape[0]
+        """``d_steps`` D updates, then one G update; y are the real images' labels, reused for the fakes.
+
+        ``real`` holds ``d_steps`` batches one after another (n_dis of Miyato et al., 2018, Algorithm 1: every D
+        update sees a fresh real batch); the G update uses the last batch's labels. Returns the last D update's
+        statistics.
+        """
+        if real.shape[0] != y.shape[0] or real.shape[0] % self.d_steps:
+            raise ValueError(
+                f"expected d_steps={self.d_steps} equal batches of images and labels, got {real.shape[0]} images "
+                f"and {y.shape[0]} label rows"
+            )
         self.generator.train()
         self.discriminator.train()
+        n = real.shape[0] // self.d_steps
+        for real_batch, y_batch in zip(real.split(n), y.split(n), strict=True):
+            real_batch = real_batch.to(self.device, self.dtype)
+            cond = self._condition(y_batch)
+            z = self.sample_z(n, generator)
+            with torch.no_grad():
+                fake = self.generator(z, cond)
+            real_logits = self.discriminator(real_batch, cond)
+            fake_logits = self.discriminator(fake, cond)
+            targets = None
+            if self.loss == "bce":
+                low, high = self.label_smoothing
+                targets = smoothed_real_targets(n, low, high, generator=generator, like=real_logits)
+            d_loss = check_finite(
+                discriminator_loss(real_logits, fake_logits, self.loss, targets), "discriminator loss"
+            )
+            self.d_optimizer.zero_grad(set_to_none=True)
+            d_loss.backward()
+            if self.d_monitor is not None:
+                self.d_monitor.check()
+            self.d_optimizer.step()
 
         z = self.sample_z(n, generator)
-        with torch.no_grad():
-            fake = self.generator(z, cond)
-        real_logits = self.discriminator(real, cond)
-        fake_logits = self.discriminator(fake, cond)
-        targets = None
-        if self.loss == "bce":
-            low, high = self.label_smoothing
-            targets = smoothed_real_targets(n, low, high, generator=generator, like=real_logits)
-        d_loss = check_finite(discriminator_loss(real_logits, fake_logits, self.loss, targets), "discriminator loss")
-        self.d_optimizer.zero_grad(set_to_none=True)
-        d_loss.backward()
-        if self.d_monitor is not None:
-            self.d_monitor.check()
-        self.d_optimizer.step()
-
-        z = self.sample_z(n, generator)
-        fake_logits_g = self.discriminator(self.generator(z, cond), cond)
-        g_loss = check_finite(generator_loss(fake_logits_g, self.loss), "generator loss")
+        if self.mode_seeking and self.spec.conditional:
+            # Pairs of codes under one condition: the first half of the batch's labels, each used twice.
+            half = n // 2
+            cond = torch.cat([cond[:half], cond[:half], cond[2 * half :]])
+        fake_g = self.generator(z, cond)
+        fake_logits_g = self.discriminator(fake_g, cond)
+        g_loss = generator_loss(fake_logits_g, self.loss)
+        stats = {}
+        if self.mode_seeking:
+            half = n // 2
+            diversity = mode_seeking_loss(fake_g[:half], fake_g[half : 2 * half], z[:half], z[half : 2 * half])
+            g_loss = g_loss + self.mode_seeking * diversity
+            stats["mode_seeking"] = diversity.item()
+        g_loss = check_finite(g_loss, "generator loss")
         self.g_optimizer.zero_grad(set_to_none=True)
         g_loss.backward()
         if self.g_monitor is not None:
@@ -130,6 +177,7 @@ class GANTrainer:
             "g_loss": g_loss.item(),
             "d_real": torch.sigmoid(real_logits).mean().item(),
             "d_fake": torch.sigmoid(fake_logits).mean().item(),
+            **stats,
         }
 
     @torch.no_grad()
