@@ -238,17 +238,20 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"MDN-{config.core.upper()}: {parameters} parameters, {layout.size} integers per state")
     curve_test = subset(test, config.eval_steps)
 
-    def evaluate(step: int) -> dict[str, float]:
-        predictions = predict_next_states(
+    def predict(games: TransitionGames, seed: int):
+        return predict_next_states(
             model,
-            curve_test,
+            games,
             layout,
             n_actions=NUM_ACTIONS,
             streams=config.eval_streams,
             temperature=config.temperature,
-            seed=config.seed + step,
+            seed=seed,
             residual=config.residual,
         )
+
+    def evaluate(step: int) -> dict[str, float]:
+        predictions = predict(curve_test, config.seed + step)
         report = accuracy_report(predictions.mode, predictions.target, predictions.current, layout)
         changed = [v for v in report["changed_component_accuracy"].values() if v is not None]
         return {
@@ -282,16 +285,7 @@ def main(argv: list[str] | None = None) -> dict:
     curve.to_csv(out_dir / f"{name}_curve.csv")
 
     with timer.stage("evaluate"):
-        predictions = predict_next_states(
-            model,
-            test,
-            layout,
-            n_actions=NUM_ACTIONS,
-            streams=config.eval_streams,
-            temperature=config.temperature,
-            seed=config.seed,
-            residual=config.residual,
-        )
+        predictions = predict(test, config.seed)
     mode = accuracy_report(predictions.mode, predictions.target, predictions.current, layout)
     sample = accuracy_report(predictions.sample, predictions.target, predictions.current, layout)
     copy = accuracy_report(predictions.current, predictions.target, predictions.current, layout)
