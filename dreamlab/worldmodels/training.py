@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -343,6 +344,23 @@ def train_mdnrnn(
     )
 
 
+@dataclass
+class Evolution:
+    """What a CMA-ES run of C leaves: its curve, and the mean it played at each real check, by generation."""
+
+    curve: CurveLog
+    checked_means: dict[int, np.ndarray]
+
+    def best_checked(self) -> tuple[int, np.ndarray]:
+        """The generation and mean whose real check scored highest (the thesis tests C at intervals this way)."""
+        rows = [row for row in self.curve.rows if row["generation"] in self.checked_means]
+        scored = [(row["real_mean"], row["generation"]) for row in rows]
+        if not scored:
+            raise ValueError("no real check kept its controller: run C with real checks (real_eval_episodes > 0)")
+        _, generation = max(scored)
+        return generation, self.checked_means[generation]
+
+
 def evolve_controller(
     es: CMAES,
     fitness: Callable[[np.ndarray, int], np.ndarray],
@@ -352,19 +370,23 @@ def evolve_controller(
     real_score: Callable[[np.ndarray, int], np.ndarray] | None = None,
     real_every: int = 10,
     log: Log = print,
-) -> CurveLog:
+) -> Evolution:
     """Run CMA-ES for ``generations`` generations, maximising the mean of ``fitness(X, generation)`` (P, trials).
 
     Every ``real_every`` generations (and at the last), ``real_score(mean, generation)`` plays the current mean in
-    the real environment for the curve. The strategy and the curve are checkpointed after every generation.
+    the real environment for the curve, and that mean is kept. The strategy, the curve and the checked means are
+    checkpointed after every generation.
     """
-    curve = CurveLog()
+    evolution = Evolution(CurveLog(), {})
+    curve = evolution.curve
     saved = checkpointer.load()
     if saved is not None:
         es.load_state_dict(saved["es"])
         curve.load_state_dict(saved["curve"])
+        # Runs checkpointed before the checked means were kept have none.
+        evolution.checked_means.update(saved.get("checked_means", {}))
         if es.generation >= generations:
-            return curve
+            return evolution
         log(f"C: resuming at generation {es.generation}/{generations}")
     while es.generation < generations:
         started = time.monotonic()
@@ -386,10 +408,14 @@ def evolve_controller(
             f"sigma {es.sigma:.4f} ({row['seconds']:.1f} s)"
         )
         if real_score is not None and (generation % real_every == 0 or generation == generations):
-            real = np.asarray(real_score(np.asarray(es.mean), generation))
+            mean = np.array(es.mean)
+            real = np.asarray(real_score(mean, generation))
             row.update(real_mean=float(real.mean()), real_std=float(real.std()))
+            evolution.checked_means[generation] = mean
             message += f"; real {real.mean():.1f} +- {real.std():.1f} over {len(real)} episodes"
         curve.append(**row)
-        checkpointer.save({"es": es.state_dict(), "curve": curve.state_dict()})
+        checkpointer.save(
+            {"es": es.state_dict(), "curve": curve.state_dict(), "checked_means": evolution.checked_means}
+        )
         log(message)
-    return curve
+    return evolution
