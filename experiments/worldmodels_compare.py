@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     started = time.perf_counter()
     folder = Path(args.results_dir) / "worldmodels"
-    curves, finals, summary = {}, {}, {}
+    curves, finals, summary, check_episodes, tested = {}, {}, {}, {}, {}
     for run in args.runs:
         path = folder / f"{run}.json"
         if not path.is_file():
@@ -42,19 +42,23 @@ def main(argv: list[str] | None = None) -> dict:
         curve.rows = [row for row in curve.rows if row["generation"] <= result["metrics"]["generations"]]
         curves[core] = curve
         finals[core] = np.asarray(result["metrics"]["real_episode_returns"])
+        check_episodes[core] = result["config"]["real_eval_episodes"]
+        # Results written before the choice existed tested the last generation's mean.
+        tested[core] = result["metrics"].get("final_controller_generation", result["metrics"]["generations"])
         summary[core] = {
             "run": run,
             "real_mean": float(finals[core].mean()),
             "real_std": float(finals[core].std()),
             "episodes": len(finals[core]),
             "generations": result["metrics"]["generations"],
+            "tested_generation": tested[core],
             "m_final_z_nll": result["metrics"]["m_final_z_nll"],
             "m_steps": result["config"]["m_steps"],
             "m_seconds": result.get("stage_seconds", {}).get("M"),
             "C_seconds": result.get("stage_seconds", {}).get("C"),
         }
         solved = result["metrics"].get("solved_threshold")
-    figure = save_core_comparison(curves, finals, folder / f"{args.name}.png", solved)
+    figure = save_core_comparison(curves, finals, folder / f"{args.name}.png", solved, check_episodes, tested)
     out = write_result(
         "worldmodels",
         args.name,
@@ -65,7 +69,10 @@ def main(argv: list[str] | None = None) -> dict:
         results_dir=args.results_dir,
     )
     for core, row in summary.items():
-        print(f"MDN-{core.upper()}: {row['real_mean']:.1f} +- {row['real_std']:.1f} over {row['episodes']} episodes")
+        print(
+            f"MDN-{core.upper()}: {row['real_mean']:.1f} +- {row['real_std']:.1f} over {row['episodes']} episodes "
+            f"(the mean of generation {row['tested_generation']})"
+        )
     print(f"figure: {figure}\nresult: {out}")
     return summary
 

@@ -82,21 +82,31 @@ def decode_frames(vae: ConvVAE, z: torch.Tensor) -> np.ndarray:
 
 
 def save_core_comparison(
-    curves: dict[str, CurveLog], final_returns: dict[str, np.ndarray], path: str | os.PathLike, solved: float | None
+    curves: dict[str, CurveLog],
+    final_returns: dict[str, np.ndarray],
+    path: str | os.PathLike,
+    solved: float | None,
+    check_episodes: dict[str, int],
+    tested_generations: dict[str, int],
 ) -> Path:
-    """The MDN-LSTM vs MDN-DNC figure: each core's real score over CMA-ES generations (C trained in its dream),
-    and the distribution of the final controller's real episode returns."""
+    """The MDN-LSTM vs MDN-DNC figure: each core's real checks over CMA-ES generations (C trained in its dream),
+    mean +- standard error, with the tested controller's check starred; and that controller's final real returns.
+    """
     fig, (curve_ax, final_ax) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [2, 1]})
     for label, curve in curves.items():
         real_rows = [row for row in curve.rows if "real_mean" in row]
         x = np.asarray([row["generation"] for row in real_rows])
         mean = np.asarray([row["real_mean"] for row in real_rows])
-        std = np.asarray([row["real_std"] for row in real_rows])
-        (line,) = curve_ax.plot(x, mean, "o-", label=f"MDN-{label.upper()}")
-        curve_ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.15)
+        stderr = np.asarray([row["real_std"] for row in real_rows]) / np.sqrt(check_episodes[label])
+        (line,) = curve_ax.plot(x, mean, "o-", label=f"MDN-{label.upper()} ({check_episodes[label]} episodes a check)")
+        curve_ax.fill_between(x, mean - stderr, mean + stderr, color=line.get_color(), alpha=0.2)
+        tested = x == tested_generations[label]
+        curve_ax.plot(x[tested], mean[tested], "*", markersize=16, color=line.get_color())
     labels = list(final_returns)
     final_ax.boxplot([final_returns[k] for k in labels], showmeans=True)
-    final_ax.set_xticks(range(1, len(labels) + 1), [f"MDN-{k.upper()}" for k in labels])
+    final_ax.set_xticks(
+        range(1, len(labels) + 1), [f"MDN-{k.upper()}\ngeneration {tested_generations[k]}" for k in labels]
+    )
     for i, k in enumerate(labels, start=1):
         final_ax.annotate(
             f"{np.mean(final_returns[k]):.0f}",
@@ -110,7 +120,8 @@ def save_core_comparison(
             ax.axhline(solved, color="grey", linestyle="--", label=f"solved ({solved:g})")
         ax.grid(alpha=0.3)
     curve_ax.set_xlabel("CMA-ES generation (C trained in the dream)")
-    curve_ax.set_ylabel("real episode return (mean +- std)")
+    curve_ax.set_ylabel("real return at each check (mean +- s.e.)")
+    curve_ax.set_title("star: the controller tested on fresh episodes", fontsize=9)
     curve_ax.legend(loc="best", fontsize=8)
-    final_ax.set_ylabel(f"final controller, {len(final_returns[labels[0]])} real episodes")
+    final_ax.set_ylabel(f"tested controller, {len(final_returns[labels[0]])} fresh real episodes")
     return save_figure(fig, path)
