@@ -7,11 +7,12 @@ The environment needs Box2D (``pip install 'dreamlab[box2d]'``); it is imported 
 
 from __future__ import annotations
 
+import functools
+
 import cv2
 import gymnasium as gym
 import numpy as np
 
-ENV_ID = "CarRacing-v3"
 MAX_EPISODE_STEPS = 1000
 SOLVED_RETURN = 900.0
 # The bottom 12 rows of the 96x96 frame are the dashboard (speed, ABS, steering bars); World Models crops them.
@@ -37,6 +38,69 @@ class CarRacingFrames(gym.ObservationWrapper):
         return preprocess_frame(observation, self.size)
 
 
+def _road_renderer_class() -> type:
+    """gymnasium's CarRacing with the road drawn from NumPy arrays (Box2D is imported only when an env is made)."""
+    from gymnasium.envs.box2d import car_racing
+    from pygame import gfxdraw
+
+    class CarRacingFastRoad(car_racing.CarRacing):
+        """CarRacing-v3 whose ``_render_road`` transforms and culls all polygons in one array computation.
+
+        gymnasium rotates, scales and bounds-checks each of the ~730 grass and road polygons in Python every frame,
+        most of the env's step time, to draw the ~27 on screen. Here the same transform (pygame's ``rotate_rad``,
+        then zoom and translation) and the same visibility test run on arrays, and the visible polygons are drawn
+        by the same gfxdraw calls in the same order, from the tiles' live colours (a visited tile changes colour).
+        """
+
+        _vertex_cache: tuple[int, int, np.ndarray] | None = None
+
+        def _road_vertices(self) -> np.ndarray:
+            key = (id(self.road_poly), len(self.road_poly))
+            if self._vertex_cache is None or self._vertex_cache[:2] != key:
+                road = np.asarray([poly for poly, _ in self.road_poly], dtype=np.float64).reshape(-1, 4, 2)
+                self._vertex_cache = (*key, np.concatenate([_grass_vertices(), road]))
+            return self._vertex_cache[2]
+
+        def _render_road(self, zoom, translation, angle):
+            bounds = car_racing.PLAYFIELD
+            field = [(bounds, bounds), (bounds, -bounds), (-bounds, -bounds), (-bounds, bounds)]
+            self._draw_colored_polygon(self.surf, field, self.bg_color, zoom, translation, angle, clip=False)
+            vertices = self._road_vertices()
+            cos, sin = np.cos(angle), np.sin(angle)
+            x = (vertices[..., 0] * cos - vertices[..., 1] * sin) * zoom + translation[0]
+            y = (vertices[..., 0] * sin + vertices[..., 1] * cos) * zoom + translation[1]
+            margin = car_racing.MAX_SHAPE_DIM
+            inside = (x >= -margin) & (x <= car_racing.WINDOW_W + margin)
+            inside &= (y >= -margin) & (y <= car_racing.WINDOW_H + margin)
+            n_grass = len(_grass_vertices())
+            for index in np.flatnonzero(inside.any(axis=1)):
+                tile = index - n_grass
+                color = self.grass_color if tile < 0 else [int(c) for c in self.road_poly[tile][1]]
+                points = list(zip(x[index].tolist(), y[index].tolist(), strict=True))
+                gfxdraw.aapolygon(self.surf, points, color)
+                gfxdraw.filled_polygon(self.surf, points, color)
+
+    return CarRacingFastRoad
+
+
+@functools.cache
+def _grass_vertices() -> np.ndarray:
+    """gymnasium CarRacing's 400 grass squares (400, 4, 2), in its drawing order."""
+    from gymnasium.envs.box2d.car_racing import GRASS_DIM
+
+    squares = [
+        [
+            (GRASS_DIM * x + GRASS_DIM, GRASS_DIM * y),
+            (GRASS_DIM * x, GRASS_DIM * y),
+            (GRASS_DIM * x, GRASS_DIM * y + GRASS_DIM),
+            (GRASS_DIM * x + GRASS_DIM, GRASS_DIM * y + GRASS_DIM),
+        ]
+        for x in range(-20, 20, 2)
+        for y in range(-20, 20, 2)
+    ]
+    return np.asarray(squares, dtype=np.float64)
+
+
 def make_car_racing(max_episode_steps: int = MAX_EPISODE_STEPS, frame_size: int = 64) -> gym.Env:
     """CarRacing-v3 with (frame_size, frame_size, 3) uint8 observations, truncated at ``max_episode_steps``."""
     if max_episode_steps < 1:
@@ -48,5 +112,5 @@ def make_car_racing(max_episode_steps: int = MAX_EPISODE_STEPS, frame_size: int 
             "CarRacing-v3 needs Box2D, which is not installed: pip install 'dreamlab[box2d]' "
             "(or pip install 'gymnasium[box2d]')"
         ) from err
-    env = gym.make(ENV_ID, max_episode_steps=max_episode_steps)
+    env = gym.wrappers.TimeLimit(_road_renderer_class()(), max_episode_steps)
     return CarRacingFrames(env, frame_size)
