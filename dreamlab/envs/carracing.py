@@ -38,6 +38,7 @@ class CarRacingFrames(gym.ObservationWrapper):
         return preprocess_frame(observation, self.size)
 
 
+@functools.cache
 def _road_renderer_class() -> type:
     """gymnasium's CarRacing with the road drawn from NumPy arrays (Box2D is imported only when an env is made)."""
     from gymnasium.envs.box2d import car_racing
@@ -52,14 +53,20 @@ def _road_renderer_class() -> type:
         by the same gfxdraw calls in the same order, from the tiles' live colours (a visited tile changes colour).
         """
 
-        _vertex_cache: tuple[int, int, np.ndarray] | None = None
+        # (the track's polygon list itself, its length, grass + road vertices): holding the list, not its id, means
+        # a new track's list can never be mistaken for the old one.
+        _vertex_cache: tuple[list, int, np.ndarray] | None = None
 
         def _road_vertices(self) -> np.ndarray:
-            key = (id(self.road_poly), len(self.road_poly))
-            if self._vertex_cache is None or self._vertex_cache[:2] != key:
+            cache = self._vertex_cache
+            if cache is None or cache[0] is not self.road_poly or cache[1] != len(self.road_poly):
                 road = np.asarray([poly for poly, _ in self.road_poly], dtype=np.float64).reshape(-1, 4, 2)
-                self._vertex_cache = (*key, np.concatenate([_grass_vertices(), road]))
-            return self._vertex_cache[2]
+                self._vertex_cache = cache = (
+                    self.road_poly,
+                    len(self.road_poly),
+                    np.concatenate([_grass_vertices(), road]),
+                )
+            return cache[2]
 
         def _render_road(self, zoom, translation, angle):
             bounds = car_racing.PLAYFIELD
