@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -280,6 +281,34 @@ def test_worker_pool_workers_exit_when_the_parent_is_killed():
         time.sleep(0.1)
     os.kill(worker, 9)
     pytest.fail(f"worker {worker} outlived its killed parent by 10 s")
+
+
+def start_child_then_die(pid_file: str) -> None:
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    Path(pid_file).write_text(str(child.pid))
+    os.kill(os.getpid(), signal.SIGKILL)  # a crash: the worker dies without cleaning up
+
+
+def _running(pid: int) -> bool:
+    # A killed child re-parented to a PID 1 that does not reap stays a zombie: dead, though os.kill(pid, 0) succeeds.
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_worker_pool_names_a_dead_worker_and_stops_what_it_started(tmp_path):
+    pid_file = tmp_path / "child.pid"
+    dead_worker = pytest.raises(RuntimeError, match=r"worker process died while running .*start_child_then_die")
+    with dead_worker, WorkerPool(workers=1) as pool:
+        pool.map(start_child_then_die, [str(pid_file)])
+    child = int(pid_file.read_text())
+    for _ in range(100):
+        if not _running(child):
+            return
+        time.sleep(0.1)
+    os.kill(child, signal.SIGKILL)
+    pytest.fail(f"process {child}, started by the dead worker, outlived it by 10 s")
 
 
 def test_float64_switch_reaches_experiment(tmp_path):
