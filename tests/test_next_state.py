@@ -201,6 +201,17 @@ def test_training_resumes_exactly_where_it_stopped(tmp_path, core):
     assert type(restored) is type(template) and len(state_leaves(restored)) == len(saved)
 
 
+def test_core_state_loads_from_the_nested_form_older_checkpoints_hold():
+    # Before the flat list of leaves, a checkpoint held the DNC state as nested tuples: (memory, ..., (h, c)).
+    template = MDNRNN(2, 3, 8, 2, core="dnc", predict_done=False).initial_state(4)
+    leaves = [torch.full_like(t, float(i)) for i, t in enumerate(state_leaves(template))]
+    nested = (*leaves[:-2], (leaves[-2], leaves[-1]))
+    restored = state_leaves(state_from_leaves(template, nested))
+    assert all(torch.equal(a, b) for a, b in zip(restored, leaves, strict=True))
+    with pytest.raises(ValueError, match="saved core state of 3 tensors"):
+        state_from_leaves(template, leaves[:3])
+
+
 def run_study(tmp_path, core):
     spec = importlib.util.spec_from_file_location("pommerman_next_state", ROOT / "experiments/pommerman_next_state.py")
     module = importlib.util.module_from_spec(spec)
