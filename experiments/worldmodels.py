@@ -110,10 +110,12 @@ class WorldModelsConfig(RunConfig):
 
 # The fields each stage's result depends on. A stage's checkpoint is refused (naming the fields) when one of these
 # differs on resume; every other field -- later stages' settings, budgets of this stage, new fields -- may change.
-_ROLLOUT_INPUTS = ("task", "seed", "rollouts", "repeat_probability", "max_steps", "dtype")
+_ROLLOUT_INPUTS = ("task", "seed", "repeat_probability", "max_steps", "dtype")  # what rollout i is
+# V trains on the first vae_rollouts rollouts (<= rollouts, checked), so collecting more keeps V; M trains on all.
 _V_INPUTS = (*_ROLLOUT_INPUTS, "z_dim", "vae_rollouts", "vae_batch", "vae_lr", "kl_tolerance")
 _M_INPUTS = (
     *_V_INPUTS,
+    "rollouts",
     "vae_steps",
     "core",
     "hidden_size",

@@ -163,6 +163,21 @@ def test_bad_config_is_named():
         experiment.main(["--preset", "huge"])
 
 
+def test_more_rollouts_keep_v_and_retrain_m(tmp_path):
+    # V trains on the first vae_rollouts rollouts only, so collecting more must not invalidate it; M sees them all.
+    def stage(filename, **fields):
+        config = experiment.WorldModelsConfig(**fields)
+        return Checkpointer(tmp_path, config, filename=filename, depends_on=experiment.STAGE_INPUTS[filename])
+
+    for filename in ("vae.pt", "mdnrnn.pt"):
+        stage(filename, rollouts=1000).save({"step": 1})
+    assert stage("vae.pt", rollouts=3000).load() == {"step": 1}
+    with pytest.raises(CheckpointError, match="vae_rollouts"):
+        stage("vae.pt", vae_rollouts=500).load()
+    with pytest.raises(CheckpointError, match="rollouts"):
+        stage("mdnrnn.pt", rollouts=3000).load()
+
+
 def test_smoke_pipeline_end_to_end_and_resume(tmp_path):
     argv = [
         "--preset",
