@@ -101,7 +101,8 @@ class Checkpointer:
     Fields listed in the config class's ``RESUMABLE_FIELDS`` (typically budgets such as epochs or generations)
     and the run-only fields (device, paths, workers) may differ on resume; any other difference is an error
     naming the fields, because the saved state would not mean what the new config says. A stage of a pipeline
-    whose state depends on only some fields passes them as ``depends_on``: then only those are compared.
+    whose state depends on only some fields passes them as ``depends_on``: then only those are compared. A field
+    the saved config lacks (added to the config class later) counts as its default, which is what the old code did.
     """
 
     def __init__(
@@ -113,6 +114,11 @@ class Checkpointer:
     ):
         self.path = Path(run_dir) / filename
         self.config = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
+        self._defaults = (
+            {f.name: f.default for f in dataclasses.fields(config) if f.default is not dataclasses.MISSING}
+            if dataclasses.is_dataclass(config)
+            else {}
+        )
         self._depends_on = None if depends_on is None else set(depends_on)
         self._may_change = _RUN_ONLY_FIELDS | set(getattr(config, "RESUMABLE_FIELDS", ()))
 
@@ -130,9 +136,10 @@ class Checkpointer:
             if self._depends_on is not None
             else (set(saved_config) | set(self.config)) - self._may_change
         )
-        differing = sorted(key for key in compared if saved_config.get(key) != self.config.get(key))
+        saved_values = {key: saved_config.get(key, self._defaults.get(key)) for key in compared}
+        differing = sorted(key for key in compared if saved_values[key] != self.config.get(key))
         if differing:
-            details = ", ".join(f"{k}: {saved_config.get(k)!r} -> {self.config.get(k)!r}" for k in differing)
+            details = ", ".join(f"{k}: {saved_values[k]!r} -> {self.config.get(k)!r}" for k in differing)
             raise CheckpointError(
                 f"{self.path} was written by a run with a different config ({details}); "
                 "use another --run_dir or delete the checkpoint to start afresh"

@@ -166,6 +166,12 @@ def test_checkpointer_guards_config(tmp_path):
     faster = dataclasses.replace(config, lr=0.1)
     with pytest.raises(CheckpointError, match="lr: 0.001 -> 0.1"):
         Checkpointer(tmp_path, faster, filename="stage.pt", depends_on=("lr",)).load()
+    # A field added to the config class after the checkpoint was written counts as its default.
+    older = {k: v for k, v in dataclasses.asdict(config).items() if k != "augment"}
+    Checkpointer(tmp_path, older, filename="old.pt").save({"step": 2})
+    assert Checkpointer(tmp_path, config, filename="old.pt").load() == {"step": 2}
+    with pytest.raises(CheckpointError, match="augment: False -> True"):
+        Checkpointer(tmp_path, dataclasses.replace(config, augment=True), filename="old.pt").load()
 
 
 def test_checkpointer_saves_and_restores_named_objects_and_generators(tmp_path):
