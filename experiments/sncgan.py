@@ -61,6 +61,8 @@ class SNcGANConfig(RunConfig):
     mode_seeking: float = 0.0  # weight of the mode-seeking term (Mao et al., 2019) in G's loss; 0 = off
     # y modulates every G batch norm (conditional batch norm) or, with --no-g_conditional_norm, enters only with z
     g_conditional_norm: bool = True
+    # G's conditional norms see [y, z] instead of y (BigGAN): with y alone they switched z off (docs/gan.md)
+    g_norm_sees_z: bool = False
     beta1: float = 0.5
     beta2: float = 0.999
     smooth_low: float = 0.9  # real targets ~ U[smooth_low, 1] (bce only)
@@ -262,6 +264,7 @@ def main(argv: list[str] | None = None) -> dict:
         d_steps=config.d_steps,
         mode_seeking=config.mode_seeking,
         g_conditional_norm=config.g_conditional_norm,
+        g_norm_sees_z=config.g_norm_sees_z,
         betas=(config.beta1, config.beta2),
         device=device,
         dtype=dtype,

@@ -98,6 +98,23 @@ def test_generator_without_conditional_norm_takes_y_with_z_only():
         assert not torch.allclose(g(z, torch.eye(4)[[0] * 6]), g(z, torch.eye(4)[[1] * 6]))
 
 
+def test_generator_norms_conditioned_on_y_and_z_let_z_act_at_every_layer():
+    torch.manual_seed(0)
+    g = Generator(z_dim=8, cond_dim=4, image_size=16, width=8, norm_sees_z=True)
+    assert all(n.gain.in_features == 12 and n.shift.in_features == 12 for n in g.norms)
+    g.project.weight.data[:, :8] = 0.0  # z no longer enters through the code: only the norms can carry it
+    for norm in g.norms:
+        norm.shift.weight.data.normal_(0.0, 1.0)
+    y = torch.eye(4)[[0] * 6]
+    g.train()
+    g(torch.randn(6, 8), torch.eye(4)[torch.arange(6) % 4])
+    g.eval()
+    with torch.no_grad():
+        assert (g(torch.randn(6, 8), y) - g(torch.randn(6, 8), y)).abs().mean() > 0.01
+    with pytest.raises(ValueError, match="norm_sees_z"):
+        Generator(z_dim=8, cond_dim=4, image_size=16, width=8, conditional_norm=False, norm_sees_z=True)
+
+
 def test_concat_conditioning_needs_a_convolution_after_y():
     with pytest.raises(ValueError, match="image_size >= 16"):
         Discriminator(cond_dim=2, image_size=8, conditioning="concat")

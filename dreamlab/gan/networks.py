@@ -65,7 +65,9 @@ class Generator(nn.Module):
     """DCGAN generator G([z, y]) -> images in [-1, 1] of shape (n, channels, image_size, image_size).
 
     Conditional (``cond_dim`` > 0): y is concatenated to z and, with ``conditional_norm`` (the default), every batch
-    norm is a ``ConditionalBatchNorm2d``; without it y enters only with z (Mirza & Osindero's generator). Weights are
+    norm is a ``ConditionalBatchNorm2d``; without it y enters only with z (Mirza & Osindero's generator). With
+    ``norm_sees_z`` the norms are conditioned on [y, z] instead of y (BigGAN, Brock et al. 2019, sec. 3: z feeds every
+    layer's gain and bias), so z keeps a say at every layer where a y-only norm can drown it out. Weights are
     DCGAN-initialised at construction.
     """
 
@@ -77,15 +79,20 @@ class Generator(nn.Module):
         channels: int = 3,
         width: int = 64,
         conditional_norm: bool = True,
+        norm_sees_z: bool = False,
     ):
         super().__init__()
         stages = _check_image_size(image_size)
         self.z_dim, self.cond_dim = z_dim, cond_dim
         self.conditional_norm = conditional_norm and cond_dim > 0
+        if norm_sees_z and not self.conditional_norm:
+            raise ValueError("norm_sees_z needs a conditional generator with conditional_norm")
+        self.norm_sees_z = norm_sees_z
+        norm_input = cond_dim + (z_dim if norm_sees_z else 0)
         widths = [width * 2 ** (stages - 1 - s) for s in range(stages)]  # channels at 4x4, 8x8, ..., image_size / 2
         self.project = nn.Linear(z_dim + cond_dim, widths[0] * 16, bias=False)
         self.norms = nn.ModuleList(
-            ConditionalBatchNorm2d(c, cond_dim) if self.conditional_norm else nn.BatchNorm2d(c) for c in widths
+            ConditionalBatchNorm2d(c, norm_input) if self.conditional_norm else nn.BatchNorm2d(c) for c in widths
         )
         self.upsample = nn.ModuleList(
             nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False) for c_in, c_out in itertools.pairwise(widths)
@@ -104,10 +111,11 @@ class Generator(nn.Module):
             y = y.to(z.dtype)
             code = torch.cat([z, y], dim=1)
         h = self.project(code).view(z.shape[0], -1, 4, 4)
+        norm_condition = code if self.norm_sees_z else y
         for stage, norm in enumerate(self.norms):
             if stage:
                 h = self.upsample[stage - 1](h)
-            h = torch.relu(norm(h, y) if self.conditional_norm else norm(h))
+            h = torch.relu(norm(h, norm_condition) if self.conditional_norm else norm(h))
         return torch.tanh(self.to_image(h))
 
 

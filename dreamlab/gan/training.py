@@ -53,8 +53,8 @@ class GANTrainer:
     """Generator, discriminator and their Adam optimisers for one variant: ``d_steps`` D updates, then one G update.
 
     Options beyond the SNcGAN recipe (all off by default): ``d_lr`` (two time-scale update rule), ``d_steps``
-    (n_dis), ``mode_seeking`` (weight of the mode-seeking regulariser) and ``g_conditional_norm=False`` (y enters G
-    with z only).
+    (n_dis), ``mode_seeking`` (weight of the mode-seeking regulariser), ``g_conditional_norm=False`` (y enters G
+    with z only) and ``g_norm_sees_z`` (G's norms conditioned on [y, z]).
     """
 
     def __init__(
@@ -74,6 +74,7 @@ class GANTrainer:
         d_steps: int = 1,
         mode_seeking: float = 0.0,
         g_conditional_norm: bool = True,
+        g_norm_sees_z: bool = False,
         betas: tuple[float, float] = (0.5, 0.999),
         device: torch.device | str = "cpu",
         dtype: torch.dtype = torch.float32,
@@ -90,7 +91,9 @@ class GANTrainer:
         self.loss, self.label_smoothing = loss, label_smoothing
         self.cond_dim = cond_dim if self.spec.conditional else 0
         self.z_dim, self.device, self.dtype = z_dim, torch.device(device), dtype
-        self.generator = Generator(z_dim, self.cond_dim, image_size, channels, g_width, g_conditional_norm)
+        self.generator = Generator(
+            z_dim, self.cond_dim, image_size, channels, g_width, g_conditional_norm, g_norm_sees_z
+        )
         self.discriminator = Discriminator(
             self.cond_dim,
             image_size,
