@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -198,15 +198,7 @@ def state_from_leaves(template: State, leaves: Sequence[Any]) -> State:
     ``leaves`` may also be nested lists and tuples in the state's own order, as checkpoints written before the flat
     list held the DNC state ((memory, ..., (h, c)) as tuples).
     """
-
-    def flatten(value: Any) -> Iterator[torch.Tensor]:
-        if isinstance(value, (list, tuple)):
-            for item in value:
-                yield from flatten(item)
-        else:
-            yield value
-
-    flat, expected = list(flatten(leaves)), len(state_leaves(template))
+    flat, expected = state_leaves(leaves), len(state_leaves(template))  # state_leaves flattens any nesting
     if len(flat) != expected:
         raise ValueError(f"a saved core state of {len(flat)} tensors does not fit a state of {expected}")
     remaining = iter(flat)
