@@ -72,6 +72,7 @@ class NextStateConfig(RunConfig):
     grad_clip: float = 1.0
     dequantize: bool = True
     residual: bool = False  # the mixture models s_{t+1} - s_t (see dreamlab.worldmodels.next_state and the docs)
+    input_skip: bool = False  # each integer's mixture also sees its own s_t value and a_t (MDNRNN's InputSkip)
     # Evaluation
     eval_every: int = 200
     eval_steps: int = 5000  # held-out transitions for the learning curve's evaluations
@@ -195,6 +196,7 @@ def build_model(config: NextStateConfig, layout: StateLayout) -> MDNRNN:
         core=config.core,
         predict_done=False,
         core_options=options,
+        input_skip=config.input_skip,
     )
 
 

@@ -140,9 +140,9 @@ def test_intrinsic_reward_is_larger_for_unseen_states():
     assert rnd.intrinsic_reward(unseen).min() > 10 * rnd.intrinsic_reward(seen).max()
 
 
-@pytest.mark.parametrize("recurrent", [False, True])
-def test_resume_equals_uninterrupted(tmp_path, recurrent):
-    config = chain_config(recurrent=recurrent, run_dir=str(tmp_path))
+@pytest.mark.parametrize(("recurrent", "normalize_extrinsic"), [(False, False), (True, False), (False, True)])
+def test_resume_equals_uninterrupted(tmp_path, recurrent, normalize_extrinsic):
+    config = chain_config(recurrent=recurrent, normalize_extrinsic=normalize_extrinsic, run_dir=str(tmp_path))
     steps_per_update = 8 * 32
     total = 64 + 4 * steps_per_update
 
@@ -189,8 +189,16 @@ def test_pixelcopter_resume_mid_episode_equals_uninterrupted(tmp_path):
     assert resumed.curves.rows[-1]["episode_length"] == straight.curves.rows[-1]["episode_length"]
 
 
-def test_ppo_learns_the_chain():
-    config = chain_config(num_envs=16, rollout_steps=32, learning_rate=3e-3, hidden_size=64, extrinsic_coef=2.0)
+@pytest.mark.parametrize("normalize_extrinsic", [False, True])
+def test_ppo_learns_the_chain(normalize_extrinsic):
+    config = chain_config(
+        num_envs=16,
+        rollout_steps=32,
+        learning_rate=3e-3,
+        hidden_size=64,
+        extrinsic_coef=2.0,
+        normalize_extrinsic=normalize_extrinsic,
+    )
     agent = RNDPPO(CHAIN_ID, config)
     before = agent.evaluate(num_episodes=64, max_episode_steps=18, seed=1)
     agent.learn(40 * 16 * 32)

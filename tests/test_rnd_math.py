@@ -6,8 +6,8 @@ import torch
 
 from dreamlab.rnd import (
     FrameStack,
-    IntrinsicRewardNormalizer,
     ObservationNormalizer,
+    RewardNormalizer,
     discounted_return_filter,
     gae_advantages,
     ppo_clipped_policy_loss,
@@ -57,8 +57,30 @@ def test_discounted_return_filter_carries_state():
     torch.testing.assert_close(last, torch.tensor([3.0, 2.0], dtype=torch.float64))
 
 
+def test_discounted_return_filter_restarts_after_an_episode_end():
+    rewards = torch.tensor([[1.0], [2.0], [4.0]], dtype=torch.float64)
+    dones = torch.tensor([[0.0], [1.0], [0.0]], dtype=torch.float64)
+    returns, last = discounted_return_filter(rewards, torch.tensor([8.0], dtype=torch.float64), 0.5, dones)
+    # 0.5 * 8 + 1 = 5; 0.5 * 5 + 2 = 4.5 ends the episode; the next sum starts from 0: 4.
+    torch.testing.assert_close(returns, torch.tensor([[5.0], [4.5], [4.0]], dtype=torch.float64))
+    torch.testing.assert_close(last, torch.tensor([4.0], dtype=torch.float64))
+    dones[2, 0] = 1.0
+    assert discounted_return_filter(rewards, torch.zeros(1, dtype=torch.float64), 0.5, dones)[1].item() == 0.0
+    with pytest.raises(ValueError, match="dones"):
+        discounted_return_filter(rewards, torch.zeros(1, dtype=torch.float64), 0.5, dones[:2])
+
+
+def test_episodic_reward_normalizer_uses_per_episode_returns():
+    normalizer = RewardNormalizer(num_envs=1, gamma=0.5)
+    rewards = np.array([[2.0], [2.0], [2.0]])
+    # The episode ends after step 1: returns 2, 3, then 2 again (not 3.5).
+    scaled = normalizer(rewards, dones=np.array([[0.0], [1.0], [0.0]]))
+    np.testing.assert_allclose(scaled, rewards / np.std([2.0, 3.0, 2.0], ddof=1), rtol=1e-6)
+    assert normalizer.discounted_return[0] == pytest.approx(2.0)
+
+
 def test_intrinsic_rewards_divided_by_std_of_discounted_intrinsic_return():
-    normalizer = IntrinsicRewardNormalizer(num_envs=2, gamma=0.5)
+    normalizer = RewardNormalizer(num_envs=2, gamma=0.5)
     first = np.array([[1.0, 2.0], [3.0, 0.0], [0.0, 4.0]])
     # Discounted returns: env 0: 1, 3.5, 1.75; env 1: 2, 1, 4.5.
     returns = np.array([1.0, 3.5, 1.75, 2.0, 1.0, 4.5])

@@ -36,8 +36,11 @@ class MixtureDensityHead(nn.Module):
         self.linear = nn.Linear(in_features, out_dim * per_output if per_dimension else per_output)
 
     def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        out = self.linear(features)
-        batch, k, d = features.shape[:-1], self.n_components, self.out_dim
+        return self.split(self.linear(features))
+
+    def split(self, out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(logits, mu, log_sigma) from the raw (..., linear.out_features) outputs of :attr:`linear`."""
+        batch, k, d = out.shape[:-1], self.n_components, self.out_dim
         if self.per_dimension:
             logits, mu, log_sigma = out.view(*batch, d, 3, k).unbind(-2)
             mu, log_sigma = mu.unsqueeze(-1), log_sigma.unsqueeze(-1)

@@ -11,7 +11,7 @@ from dreamlab.rnd.losses import (
     value_loss,
 )
 from dreamlab.rnd.networks import ActorCritic, RandomNetworkDistillation
-from dreamlab.rnd.normalizers import IntrinsicRewardNormalizer, ObservationNormalizer
+from dreamlab.rnd.normalizers import ObservationNormalizer, RewardNormalizer
 from dreamlab.rnd.returns import discounted_return_filter, gae_advantages
 
 __all__ = [
@@ -19,10 +19,10 @@ __all__ = [
     "RNDPPO",
     "ActorCritic",
     "FrameStack",
-    "IntrinsicRewardNormalizer",
     "ObservationNormalizer",
     "RNDConfig",
     "RandomNetworkDistillation",
+    "RewardNormalizer",
     "Rollout",
     "categorical_log_prob_entropy",
     "discounted_return_filter",

@@ -5,7 +5,7 @@ The training loop follows Algorithm 1 of Burda et al. (2018), "Exploration by Ra
     initialise observation normalisation with random-policy steps
     repeat:
         collect K steps in N environments; i_t = ||f_hat(s_{t+1}) - f(s_{t+1})||^2
-        normalise the intrinsic rewards (by the running std of their discounted return)
+        normalise the intrinsic rewards (by the running std of their discounted return); optionally the extrinsic
         returns and advantages for the intrinsic (non-episodic) and extrinsic (episodic) streams
         A = extrinsic_coef * A_E + intrinsic_coef * A_I
         update the observation normalisation with the rollout
@@ -44,7 +44,7 @@ from dreamlab.rnd.losses import (
     value_loss,
 )
 from dreamlab.rnd.networks import ActorCritic, RandomNetworkDistillation
-from dreamlab.rnd.normalizers import IntrinsicRewardNormalizer, ObservationNormalizer
+from dreamlab.rnd.normalizers import ObservationNormalizer, RewardNormalizer
 from dreamlab.rnd.returns import gae_advantages
 from dreamlab.runtime import resolve_device, resolve_dtype, seed_everything, set_threads
 
@@ -61,7 +61,8 @@ class Rollout:
     log_probs: np.ndarray  # (T, N)
     values_ext: np.ndarray  # (T, N)
     values_int: np.ndarray  # (T, N)
-    rewards_ext: np.ndarray  # (T, N), with gamma_E V_E(final state) added at truncations
+    rewards_ext: np.ndarray  # (T, N): the environment's rewards
+    truncation_values_ext: np.ndarray  # (T, N): gamma_E V_E(final state) where a time limit cut the episode, else 0
     dones: np.ndarray  # (T, N) bool: the episode ended with this step
     next_frames: np.ndarray  # (T, N, *frame): s_{t+1}'s newest frame (the final frame where an episode ended)
     initial_state: torch.Tensor  # (N, hidden): recurrent state before obs[0]
@@ -108,7 +109,10 @@ class RNDPPO:
         self.predictor_monitor = GradientMonitor(self.rnd.predictor)
 
         self.obs_normalizer = ObservationNormalizer(self.frame_shape, config.obs_clip)
-        self.reward_normalizer = IntrinsicRewardNormalizer(config.num_envs, config.gamma_int)
+        self.reward_normalizer = RewardNormalizer(config.num_envs, config.gamma_int)
+        self.extrinsic_normalizer = (
+            RewardNormalizer(config.num_envs, config.gamma_ext) if config.normalize_extrinsic else None
+        )
         self.curves = CurveLog()
         self.timer = StageTimer()
         self.env_steps = 0
@@ -171,7 +175,7 @@ class RNDPPO:
         next_frames = np.zeros((steps, n, *self.frame_shape), dtype=self.frame_dtype)
         starts, dones = np.zeros((steps, n), dtype=bool), np.zeros((steps, n), dtype=bool)
         actions = np.zeros((steps, n), dtype=np.int64)
-        log_probs, values_ext, values_int, rewards_ext = (np.zeros((steps, n)) for _ in range(4))
+        log_probs, values_ext, values_int, rewards_ext, truncation_values = (np.zeros((steps, n)) for _ in range(5))
         initial_state = self._recurrent_state.clone()
 
         for t in range(steps):
@@ -200,7 +204,7 @@ class RNDPPO:
                     torch.zeros(1, int(cut.sum()), dtype=torch.bool, device=self.device),
                     self._recurrent_state[torch.from_numpy(cut).to(self.device)],
                 )
-                rewards_ext[t, cut] += cfg.gamma_ext * final_value[0].double().cpu().numpy()
+                truncation_values[t, cut] = cfg.gamma_ext * final_value[0].double().cpu().numpy()
 
             self._episode_return += reward
             self._episode_length += 1
@@ -226,6 +230,7 @@ class RNDPPO:
             values_ext=values_ext,
             values_int=values_int,
             rewards_ext=rewards_ext,
+            truncation_values_ext=truncation_values,
             dones=dones,
             next_frames=next_frames,
             initial_state=initial_state,
@@ -254,8 +259,13 @@ class RNDPPO:
             self.compute_intrinsic_rewards(rollout)
         as_tensor = self._tensor
         dones = as_tensor(rollout.dones.astype(np.float64))
+        rewards_ext = rollout.rewards_ext
+        if self.extrinsic_normalizer is not None:
+            rewards_ext = self.extrinsic_normalizer(rewards_ext, rollout.dones)
+        # V_E's bootstrap at a time limit is already on V_E's (normalised) scale, so it is added after scaling.
+        rewards_ext = rewards_ext + rollout.truncation_values_ext
         adv_ext, returns_ext = gae_advantages(
-            as_tensor(rollout.rewards_ext), as_tensor(rollout.values_ext), as_tensor(rollout.next_value_ext),
+            as_tensor(rewards_ext), as_tensor(rollout.values_ext), as_tensor(rollout.next_value_ext),
             dones, cfg.gamma_ext, cfg.gae_lambda, episodic=True,
         )  # fmt: skip
         adv_int, returns_int = gae_advantages(
@@ -472,6 +482,11 @@ class RNDPPO:
             "predictor_optimizer": self.predictor_optimizer.state_dict(),
             "obs_normalizer": self.obs_normalizer.state_dict(),
             "reward_normalizer": self.reward_normalizer.state_dict(),
+            **(
+                {"extrinsic_normalizer": self.extrinsic_normalizer.state_dict()}
+                if self.extrinsic_normalizer is not None
+                else {}
+            ),
             "rng": self.rng.bit_generator.state,
             "env_steps": self.env_steps,
             "updates": self.updates,
@@ -501,6 +516,8 @@ class RNDPPO:
         self.predictor_optimizer.load_state_dict(state["predictor_optimizer"])
         self.obs_normalizer.load_state_dict(state["obs_normalizer"])
         self.reward_normalizer.load_state_dict(state["reward_normalizer"])
+        if self.extrinsic_normalizer is not None:
+            self.extrinsic_normalizer.load_state_dict(state["extrinsic_normalizer"])
         self.rng.bit_generator.state = state["rng"]
         self.env_steps, self.updates, self.episodes = state["env_steps"], state["updates"], state["episodes"]
         self.recent_returns = collections.deque(state["recent_returns"], maxlen=RECENT_EPISODES)

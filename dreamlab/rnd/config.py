@@ -29,6 +29,9 @@ class RNDConfig(RunConfig):
     gae_lambda: float = 0.95
     extrinsic_coef: float = 2.0  # advantage = extrinsic_coef * A_E + intrinsic_coef * A_I; 0 = intrinsic only
     intrinsic_coef: float = 1.0
+    # Divide extrinsic rewards by the running std of their episodic discounted return (not in the paper, which
+    # clips Atari rewards to [-1, 1]); keeps V_E's targets near unit scale as the returns grow.
+    normalize_extrinsic: bool = False
     clip_coef: float = 0.1
     update_epochs: int = 4
     num_minibatches: int = 4

@@ -1,4 +1,4 @@
-"""Running normalisation of the predictor's input and of the intrinsic reward (Burda et al., section 2.4).
+"""Running normalisation of the predictor's input and of the rewards (Burda et al., section 2.4).
 
 Both keep a :class:`~dreamlab.running_stats.RunningMeanStd` (the Bessel-corrected parallel merge of the seed post
 "Calculating running estimate of mean and standard deviation"), so their state is plain arrays for checkpoints.
@@ -63,12 +63,17 @@ class ObservationNormalizer:
         self.stats.load_state_dict(state)
 
 
-class IntrinsicRewardNormalizer:
-    """Divides intrinsic rewards by the running std of the non-episodic discounted intrinsic return.
+class RewardNormalizer:
+    """Divides rewards by the running std of their discounted return.
 
     Each call folds a (T, N) rollout of raw rewards into the per-environment discounted sums R_t = gamma R_{t-1}
     + r_t (carried across rollouts), merges all R_t into the running statistics, then scales the rewards by
     1 / std. Only the scale changes: the mean is not subtracted, so novelty stays a positive reward.
+
+    The intrinsic stream's sums are non-episodic, as the paper's. The extrinsic stream's option
+    (``RNDConfig.normalize_extrinsic``) passes ``dones`` so that a sum restarts with each episode: it keeps the
+    extrinsic value targets near unit scale, where otherwise their regression gradient swamps the policy's in the
+    shared torso as the returns grow.
     """
 
     def __init__(self, num_envs: int, gamma: float, eps: float = 1e-8):
@@ -77,12 +82,16 @@ class IntrinsicRewardNormalizer:
         self.discounted_return = np.zeros(num_envs, dtype=np.float64)
         self.stats = RunningMeanStd(())
 
-    def __call__(self, rewards: np.ndarray) -> np.ndarray:
+    def __call__(self, rewards: np.ndarray, dones: np.ndarray | None = None) -> np.ndarray:
+        """``rewards`` (T, N) scaled by 1 / std; ``dones`` (T, N) makes the discounted sums episodic."""
         rewards = np.asarray(rewards, dtype=np.float64)
         if rewards.ndim != 2 or rewards.shape[1] != self.discounted_return.shape[0]:
             raise ValueError(f"expected rewards of shape (T, {self.discounted_return.shape[0]}), got {rewards.shape}")
         returns, last = discounted_return_filter(
-            torch.from_numpy(rewards), torch.from_numpy(self.discounted_return), self.gamma
+            torch.from_numpy(rewards),
+            torch.from_numpy(self.discounted_return),
+            self.gamma,
+            None if dones is None else torch.from_numpy(np.asarray(dones, dtype=np.float64)),
         )
         self.discounted_return = last.numpy()
         self.stats.update(returns.numpy().reshape(-1))

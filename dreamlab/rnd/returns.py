@@ -50,20 +50,26 @@ def gae_advantages(
 
 
 def discounted_return_filter(
-    rewards: torch.Tensor | list, initial: torch.Tensor, gamma: float
+    rewards: torch.Tensor | list, initial: torch.Tensor, gamma: float, dones: torch.Tensor | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Running discounted sums R_t = gamma * R_{t-1} + r_t along time, never reset (non-episodic).
+    """Running discounted sums R_t = gamma * R_{t-1} + r_t along time.
 
-    Returns every R_t (T, N) and the last one (N,) to carry into the next rollout. RND divides intrinsic
-    rewards by the running standard deviation of these R_t, which keeps the intrinsic reward on a scale that
-    does not depend on the environment or on how far the predictor has converged (Burda et al., section 2.4).
+    Returns every R_t (T, N) and the last one (N,) to carry into the next rollout. Without ``dones`` the sums
+    are never reset (non-episodic); with ``dones`` (T, N) a sum restarts after the step that ended an episode.
+    RND divides intrinsic rewards by the running standard deviation of these R_t, which keeps the intrinsic
+    reward on a scale that does not depend on the environment or on how far the predictor has converged
+    (Burda et al., section 2.4).
     """
     rewards = torch.as_tensor(rewards, dtype=initial.dtype)
     if rewards.ndim != 2 or rewards.shape[1:] != initial.shape:
         raise ValueError(f"rewards must be (T, {initial.shape[0]}), got {tuple(rewards.shape)}")
+    if dones is not None and dones.shape != rewards.shape:
+        raise ValueError(f"dones must match rewards' shape {tuple(rewards.shape)}, got {tuple(dones.shape)}")
     returns = torch.empty_like(rewards)
     running = initial
     for t in range(rewards.shape[0]):
         running = gamma * running + rewards[t]
         returns[t] = running
+        if dones is not None:
+            running = running * (1.0 - dones[t].to(running.dtype))
     return returns, running

@@ -8,6 +8,11 @@ independent K-component Gaussian mixture per latent dimension,
 and, for Doom, a done head predicts the probability that the episode ends (the agent dies) at this step. The
 done loss weights positives by ``done_pos_weight``: deaths are about one step in a few hundred, and a model that
 never predicts them lets the controller survive every dream.
+
+With ``input_skip=True`` each dimension's mixture parameters also get an affine function of that dimension's
+own input z_{t,j} and of the action features (:class:`InputSkip`). When z_{t+1} mostly equals z_t, or changes by
+an amount the action decides (an integer-coded game state, :mod:`dreamlab.worldmodels.next_state`), the core no
+longer has to carry every input through its few features to predict it.
 """
 
 from __future__ import annotations
@@ -32,6 +37,24 @@ class MDNOutput(NamedTuple):
     done_logit: torch.Tensor
 
 
+class InputSkip(nn.Module):
+    """Per-dimension skip into a per-dimension mixture head: raw head outputs (..., D * 3K) from z_t and a_t.
+
+    out[j] = w_j * z_{t,j} + V_j a_t, with w_j (3K,) for dimension j alone and V (D * 3K, A) dense over the
+    action features; both start at zero, so a fresh model equals one without the skip.
+    """
+
+    def __init__(self, z_dim: int, action_size: int, n_components: int):
+        super().__init__()
+        self.own = nn.Parameter(torch.zeros(z_dim, 3 * n_components))
+        self.action = nn.Linear(action_size, z_dim * 3 * n_components, bias=False)
+        nn.init.zeros_(self.action.weight)
+
+    def forward(self, z: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        own = (z.unsqueeze(-1) * self.own).flatten(-2)
+        return own + self.action(actions)
+
+
 class MDNRNN(nn.Module):
     """World Models' M with a pluggable recurrent core (``core="lstm"`` or ``"dnc"``)."""
 
@@ -44,6 +67,7 @@ class MDNRNN(nn.Module):
         core: str = "lstm",
         predict_done: bool = True,
         core_options: dict[str, Any] | None = None,
+        input_skip: bool = False,
     ):
         super().__init__()
         self.z_dim, self.action_size, self.n_components = z_dim, action_size, n_components
@@ -51,13 +75,18 @@ class MDNRNN(nn.Module):
         self.core = make_core(core, z_dim + action_size, hidden_size, **(core_options or {}))
         self.head = MixtureDensityHead(self.core.output_size, z_dim, n_components, per_dimension=True)
         self.done_head = nn.Linear(self.core.output_size, 1) if predict_done else None
+        self.input_skip = InputSkip(z_dim, action_size, n_components) if input_skip else None
 
     def initial_state(self, batch_size: int) -> State:
         reference = self.head.linear.weight
         return self.core.initial_state(batch_size, reference.device, reference.dtype)
 
-    def heads(self, features: torch.Tensor) -> MDNOutput:
-        logits, mu, log_sigma = self.head(features)
+    def heads(self, features: torch.Tensor, z: torch.Tensor, actions: torch.Tensor) -> MDNOutput:
+        """Mixture (and done) predictions for t+1 from the core's features at t and the inputs z_t, a_t."""
+        raw = self.head.linear(features)
+        if self.input_skip is not None:
+            raw = raw + self.input_skip(z, actions)
+        logits, mu, log_sigma = self.head.split(raw)
         done = (
             self.done_head(features).squeeze(-1)
             if self.done_head is not None
@@ -76,7 +105,7 @@ class MDNRNN(nn.Module):
         """One step: z_t (B, D), action features a_t (B, A), state_{t-1} -> predictions for t+1, state_t."""
         self._check_inputs(z, actions)
         features, state = self.core(torch.cat([z, actions], dim=-1), state)
-        return self.heads(features), state
+        return self.heads(features, z, actions), state
 
     def forward(
         self, z: torch.Tensor, actions: torch.Tensor, state: State, reset: torch.Tensor | None = None
@@ -93,7 +122,7 @@ class MDNRNN(nn.Module):
             out, state = self.core(inputs[:, t], state)
             features.append(out)
         # The heads need no recurrence: apply them to all time steps at once.
-        return self.heads(torch.stack(features, dim=1)), state
+        return self.heads(torch.stack(features, dim=1), z, actions), state
 
 
 def mdnrnn_loss(
