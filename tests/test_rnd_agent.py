@@ -239,3 +239,17 @@ def test_pixelcopter_smoke_run(tmp_path):
     assert (tmp_path / "rnd" / "smoke_ext_int_pixelcopter_curves.csv").is_file()
     assert (tmp_path / "rnd" / "smoke_ext_int_pixelcopter_episode.gif").is_file()
     assert (tmp_path / "run" / "checkpoint.pt").is_file()
+
+
+def test_state_observations_record_the_episode_as_rendered_images():
+    import dreamlab.envs  # noqa: F401  (registers dreamlab/PixelCopter-v0)
+
+    config = make_config(RNDConfig, PRESETS, "smoke", threads=1, obs_type="state")
+    agent = RNDPPO(config.env_id, config)
+    evaluation = agent.evaluate(num_episodes=2, max_episode_steps=50, record_episode=True)
+    frames = np.stack(evaluation["frames"])
+    assert frames.shape[1:] == (48, 48, 3) and frames.dtype == np.uint8
+    # Every step of the first episode but the last (already replaced by the autoreset) plus the initial frame.
+    assert len(frames) == evaluation["lengths"][0]
+    assert (frames[0] == 255).all(axis=-1).sum() == 4  # the 2x2 white player
+    agent.close()

@@ -430,14 +430,17 @@ class RNDPPO:
         """Play exactly ``num_episodes`` episodes (one per environment, so short episodes are not over-counted).
 
         Returns lists ``returns``, ``lengths``, ``truncated`` (hit ``max_episode_steps``) and, with
-        ``record_episode``, ``frames``: the raw observations of the first episode.
+        ``record_episode``, ``frames``: the first episode's image observations, or for vector observations the
+        environment's ``rgb_array`` renders (all but the last frame, which an autoreset has already replaced).
         """
         if num_episodes < 1 or max_episode_steps < 1:
             raise ValueError(
                 f"need num_episodes >= 1 and max_episode_steps >= 1, got {num_episodes}, {max_episode_steps}"
             )
         cfg = self.config
-        envs = make_vector_env(cfg.env_id, num_episodes, max_episode_steps, self._env_kwargs())
+        render = record_episode and len(self.frame_shape) != 3
+        env_kwargs = {**self._env_kwargs(), **({"render_mode": "rgb_array"} if render else {})}
+        envs = make_vector_env(cfg.env_id, num_episodes, max_episode_steps, env_kwargs)
         rng = np.random.default_rng(seed)
         try:
             raw_obs, _ = envs.reset(seed=seed)
@@ -448,7 +451,7 @@ class RNDPPO:
             running = np.ones(num_episodes, dtype=bool)
             returns, lengths = np.zeros(num_episodes), np.zeros(num_episodes, dtype=np.int64)
             truncated_flags = np.zeros(num_episodes, dtype=bool)
-            frames = [raw_obs[0]] if record_episode else []
+            frames = ([envs.render()[0]] if render else [raw_obs[0]]) if record_episode else []
             while running.any():
                 logits, _, _, state = self.policy(self._tensor(stack.frames)[None], self._tensor(starts)[None], state)
                 actions = self._sample(logits[0], rng, greedy)
@@ -456,8 +459,8 @@ class RNDPPO:
                 done = terminated | truncated
                 returns[running] += reward[running]
                 lengths[running] += 1
-                if record_episode and running[0]:
-                    frames.append(final_observations(raw_obs, info, done)[0])
+                if record_episode and running[0] and not (render and done[0]):
+                    frames.append(envs.render()[0] if render else final_observations(raw_obs, info, done)[0])
                 ended = running & done
                 truncated_flags[ended] = truncated[ended] & ~terminated[ended]
                 running &= ~done
