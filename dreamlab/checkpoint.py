@@ -31,7 +31,8 @@ def _encode(value: Any) -> Any:
     if isinstance(value, np.ndarray):
         if value.dtype == object:
             raise TypeError("object arrays cannot be checkpointed")
-        return {_NDARRAY_TAG: torch.from_numpy(np.ascontiguousarray(value).copy())}
+        # np.array(order="C"), not np.ascontiguousarray: the latter turns a 0-d array into shape (1,).
+        return {_NDARRAY_TAG: torch.from_numpy(np.array(value, order="C", copy=True))}
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, torch.Tensor):

@@ -81,6 +81,10 @@ class RunningMeanStd:
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         mean = np.asarray(state["mean"], dtype=np.float64)
+        std = np.asarray(state["std"], dtype=np.float64)
+        if self.shape == () and mean.shape == std.shape == (1,):
+            # Checkpoints saved before dreamlab.checkpoint kept 0-d arrays stored scalar statistics as shape (1,).
+            mean, std = mean.reshape(()), std.reshape(())
         if mean.shape != self.shape:
             raise ValueError(f"running stats of shape {mean.shape} cannot load into shape {self.shape}")
-        self.mean, self._std, self.count = mean, np.asarray(state["std"], dtype=np.float64), int(state["count"])
+        self.mean, self._std, self.count = mean, std, int(state["count"])

@@ -115,6 +115,8 @@ def test_checkpoint_round_trip_with_numpy_and_rng(tmp_path):
     state = {
         "model": model.state_dict(),
         "array": np.arange(6.0).reshape(2, 3),
+        "scalar_array": np.array(2.5),  # 0-d, as running statistics of a scalar keep after a load
+        "transposed": np.arange(6.0).reshape(2, 3).T,
         "rng": rng.bit_generator.state,
         "torch_rng": torch.get_rng_state(),
         "history": [1, 2.5, "x", None, (True, 3)],
@@ -122,6 +124,11 @@ def test_checkpoint_round_trip_with_numpy_and_rng(tmp_path):
     save_checkpoint(tmp_path / "c.pt", state)
     loaded = load_checkpoint(tmp_path / "c.pt")
     np.testing.assert_array_equal(loaded["array"], state["array"])
+    assert loaded["scalar_array"].shape == () and loaded["scalar_array"] == 2.5
+    np.testing.assert_array_equal(loaded["transposed"], state["transposed"])
+    # A second round trip (a resumed run that saves again) keeps every shape.
+    save_checkpoint(tmp_path / "c2.pt", loaded)
+    assert load_checkpoint(tmp_path / "c2.pt")["scalar_array"].shape == ()
     restored = np.random.default_rng()
     restored.bit_generator.state = loaded["rng"]
     assert restored.random() == rng.random()

@@ -44,3 +44,11 @@ def test_normalize_clips_and_state_round_trip():
         stats.update(np.zeros((4, 3)))
     with pytest.raises(ValueError, match="shape"):
         RunningMeanStd(shape=(5,)).load_state_dict(stats.state_dict())
+
+
+def test_scalar_stats_load_the_shape_one_arrays_older_checkpoints_hold():
+    stats = RunningMeanStd()
+    stats.load_state_dict({"mean": np.array([2.0]), "std": np.array([0.5]), "count": 7})
+    assert stats.mean.shape == () and stats.std == 0.5 and stats.count == 7
+    with pytest.raises(ValueError, match="shape"):
+        RunningMeanStd().load_state_dict({"mean": np.zeros(2), "std": np.zeros(2), "count": 1})
