@@ -24,7 +24,7 @@ from dreamlab.checkpoint import Checkpointer
 from dreamlab.config import RunConfig, config_dict, parse_config
 from dreamlab.envs.pommerman import POLICIES
 from dreamlab.envs.pommerman.constants import NUM_ACTIONS
-from dreamlab.envs.pommerman.encoding import COMPONENTS, MODEL_COMPONENTS, STATE_SIZE, encode_games
+from dreamlab.envs.pommerman.encoding import COMPONENTS, MODEL_COMPONENTS, STATE_SIZE, encode_games, render_board
 from dreamlab.files import atomic_write_json
 from dreamlab.parallel import WorkerPool
 from dreamlab.results import StageTimer, write_result
@@ -78,6 +78,9 @@ class NextStateConfig(RunConfig):
     eval_steps: int = 5000  # held-out transitions for the learning curve's evaluations
     eval_streams: int = 64
     temperature: float = 1.0
+    # Redraw the predicted board's bomb, flame and agent codes from the predicted bombs, flames and agents (the
+    # game draws them so); the model's own board prediction is reported as metrics.unrendered.
+    render_board: bool = False
     threads: int = 1  # torch threads; 0 = torch's default
     checkpoint_seconds: float = 120.0
 
@@ -88,6 +91,7 @@ class NextStateConfig(RunConfig):
         "eval_steps",
         "eval_streams",
         "temperature",
+        "render_board",
         "checkpoint_seconds",
     )
 
@@ -240,8 +244,9 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"MDN-{config.core.upper()}: {parameters} parameters, {layout.size} integers per state")
     curve_test = subset(test, config.eval_steps)
 
-    def predict(games: TransitionGames, seed: int):
-        return predict_next_states(
+    def predict(games: TransitionGames, seed: int, render: bool = config.render_board):
+        """Held-out predictions; ``render`` redraws the predicted boards' bomb, flame and agent codes."""
+        predictions = predict_next_states(
             model,
             games,
             layout,
@@ -251,6 +256,9 @@ def main(argv: list[str] | None = None) -> dict:
             seed=seed,
             residual=config.residual,
         )
+        if render:
+            predictions = predictions._replace(mode=render_board(predictions.mode, layout.slices))
+        return predictions
 
     def evaluate(step: int) -> dict[str, float]:
         predictions = predict(curve_test, config.seed + step)
@@ -287,7 +295,11 @@ def main(argv: list[str] | None = None) -> dict:
     curve.to_csv(out_dir / f"{name}_curve.csv")
 
     with timer.stage("evaluate"):
-        predictions = predict(test, config.seed)
+        raw = predict(test, config.seed, render=False)
+    predictions = raw
+    if config.render_board:
+        rendered = {kind: render_board(getattr(raw, kind), layout.slices) for kind in ("mode", "sample")}
+        predictions = raw._replace(**rendered)
     mode = accuracy_report(predictions.mode, predictions.target, predictions.current, layout)
     sample = accuracy_report(predictions.sample, predictions.target, predictions.current, layout)
     copy = accuracy_report(predictions.current, predictions.target, predictions.current, layout)
@@ -296,6 +308,8 @@ def main(argv: list[str] | None = None) -> dict:
         "prediction": "mode of the most probable mixture component, rounded",
         "sampled": sample,
         "copy_baseline": copy,
+        "board_rendered_from_components": config.render_board,
+        **({"unrendered": accuracy_report(raw.mode, raw.target, raw.current, layout)} if config.render_board else {}),
         "parameters": parameters,
         "state_integers": layout.size,
         "trained_transitions": config.steps * config.batch_size * config.seq_len,

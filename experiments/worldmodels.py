@@ -97,6 +97,7 @@ class WorldModelsConfig(RunConfig):
     population: int = 32
     trials: int = 8
     sigma0: float = 0.1
+    c_seed: int = -1  # seed of CMA-ES and of the dream/real fitness episodes; -1 = seed. Repeats C alone on one M.
     generations: int = 60
     real_eval_every: int = 10
     real_eval_episodes: int = 16
@@ -129,7 +130,17 @@ _M_INPUTS = (
     "grad_clip",
     "done_pos_weight",
 )
-_C_INPUTS = (*_M_INPUTS, "m_steps", "train_in", "include_cell", "temperature", "population", "trials", "sigma0")
+_C_INPUTS = (
+    *_M_INPUTS,
+    "m_steps",
+    "train_in",
+    "include_cell",
+    "temperature",
+    "population",
+    "trials",
+    "sigma0",
+    "c_seed",
+)
 STAGE_INPUTS = {"vae.pt": _V_INPUTS, "mdnrnn.pt": _M_INPUTS, "cmaes.pt": _C_INPUTS, "evaluation.pt": _C_INPUTS}
 
 
@@ -331,12 +342,14 @@ def main(argv: list[str] | None = None) -> dict:
             else None
         )
 
+        c_seed = config.seed if config.c_seed < 0 else config.c_seed
+
         def dream_fitness(candidates: np.ndarray, generation: int) -> np.ndarray:
             params = torch.as_tensor(candidates)
-            return dream.returns(params, config.trials, seed=config.seed * 100_003 + generation).cpu().numpy()
+            return dream.returns(params, config.trials, seed=c_seed * 100_003 + generation).cpu().numpy()
 
         def real_fitness(candidates: np.ndarray, generation: int) -> np.ndarray:
-            seeds = [config.seed * 100_003 + generation * config.trials + i for i in range(config.trials)]
+            seeds = [c_seed * 100_003 + generation * config.trials + i for i in range(config.trials)]
             return real_population_returns(agent, candidates, seeds, pool, max_steps)
 
         def real_score(mean: np.ndarray, generation: int) -> np.ndarray:
@@ -344,7 +357,7 @@ def main(argv: list[str] | None = None) -> dict:
             return np.asarray([r.episode_return for r in evaluate_real(agent, mean, seeds, pool, max_steps)])
 
         with stage("C"):
-            es = CMAES(np.zeros(controller.n_params), config.sigma0, popsize=config.population, seed=config.seed)
+            es = CMAES(np.zeros(controller.n_params), config.sigma0, popsize=config.population, seed=c_seed)
             log(
                 f"C: {controller.n_params} parameters, population {config.population} x {config.trials} trials "
                 f"in the {config.train_in}"

@@ -19,6 +19,7 @@ from dreamlab.envs.pommerman.encoding import (
     decode_state,
     encode_games,
     encode_state,
+    render_board,
 )
 
 RECORDINGS = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "pommerman_playground_games.jsonl.gz"
@@ -132,6 +133,49 @@ def test_encoded_games_are_consistent_transitions():
     if len(lengths) > 1:  # the next game starts on the next seed's board
         env.reset(seed=4)
         assert_same_state(decode_state(states[lengths[0] + 1]), env.state)
+
+
+def test_render_board_keeps_every_recorded_and_played_state():
+    # The board the game draws is already the one rendered from the bombs, flames and agents.
+    states = [encode_games(policy, seed=5, min_steps=400)["states"] for policy in ("simple", "random")]
+    if RECORDINGS.is_file():
+        env = Pommerman()
+        for game in load_games(RECORDINGS):
+            env.set_json_info(game["initial_state"])
+            states.append(encode_state(env.state)[None])
+            for step in game["steps"]:
+                env.step(step["actions"])
+                states.append(encode_state(env.state)[None])
+    states = np.concatenate(states)
+    assert np.array_equal(render_board(states), states)
+
+
+def test_render_board_moves_codes_with_positions_bombs_and_flames():
+    vector = encode_state(hand_made_state())
+    board = COMPONENT_SLICES["board"]
+    start = board.start
+    moved = vector.copy()
+    moved[COMPONENT_SLICES["agent0_position"]] = (2, 1)  # agent 0 steps down from (1, 1)
+    moved[COMPONENT_SLICES["bomb_owner"].start + 7 * 11 + 7] = 0  # the bomb at (7, 7) is gone
+    moved[COMPONENT_SLICES["flames"].start + 9 * 11 + 1] = 1  # a flame on agent 1's cell (9, 1)
+    rendered = render_board(moved)
+    assert rendered[start + 1 * 11 + 1] == 0 and rendered[start + 2 * 11 + 1] == 10
+    assert rendered[start + 7 * 11 + 7] == 0 and rendered[start + 9 * 11 + 1] == 4
+    assert rendered[start + 1 * 11 + 3] == vector[start + 1 * 11 + 3] == 2  # wood stays
+    unchanged = np.ones(STATE_SIZE, dtype=bool)
+    unchanged[board] = False
+    assert np.array_equal(rendered[unchanged], moved[unchanged])  # only the board is redrawn
+    # A model's layout (no clock) and a batch of vectors work alike.
+    model_slices, offset = {}, 0
+    for component in COMPONENTS:
+        if component.name in MODEL_COMPONENTS:
+            model_slices[component.name] = slice(offset, offset + component.size)
+            offset += component.size
+    model_vectors = np.stack(
+        [np.concatenate([v[COMPONENT_SLICES[n]] for n in MODEL_COMPONENTS]) for v in (vector, moved)]
+    )
+    batch = render_board(model_vectors, model_slices)
+    assert np.array_equal(batch[1, model_slices["board"]], rendered[board])
 
 
 @pytest.mark.parametrize(

@@ -178,6 +178,19 @@ def test_more_rollouts_keep_v_and_retrain_m(tmp_path):
         stage("mdnrnn.pt", rollouts=3000).load()
 
 
+def test_c_seed_repeats_c_on_the_same_m(tmp_path):
+    # Another C seed keeps V and M (a C-only repeat on one world model) but is refused by C's own checkpoint.
+    def stage(filename, **fields):
+        config = experiment.WorldModelsConfig(**fields)
+        return Checkpointer(tmp_path, config, filename=filename, depends_on=experiment.STAGE_INPUTS[filename])
+
+    for filename in ("vae.pt", "mdnrnn.pt", "cmaes.pt"):
+        stage(filename).save({"step": 1})
+    assert stage("vae.pt", c_seed=1).load() == stage("mdnrnn.pt", c_seed=1).load() == {"step": 1}
+    with pytest.raises(CheckpointError, match="c_seed"):
+        stage("cmaes.pt", c_seed=1).load()
+
+
 def test_smoke_pipeline_end_to_end_and_resume(tmp_path):
     argv = [
         "--preset",

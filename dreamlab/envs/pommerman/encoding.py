@@ -38,7 +38,7 @@ all but the clock and the previous actions (which are the model's previous input
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -237,6 +237,39 @@ def decode_state(vector: np.ndarray | Sequence[int]) -> GameState:
         step_count=int(vector[s["step_count"]][0]),
         intended_actions=(intended - 1).tolist() if intended.all() else [],
     )
+
+
+# Board codes the forward model draws from other components each step (bombs, flames, agents); the rest (passage,
+# walls, power-ups) persist on the board between steps.
+_DRAWN_CODES = np.array([int(Item.Bomb), int(Item.Flames), *range(int(Item.Agent0), int(Item.Agent3) + 1)])
+
+
+def render_board(vectors: np.ndarray, slices: Mapping[str, slice] = COMPONENT_SLICES) -> np.ndarray:
+    """State vectors (..., D) with the board's bomb, flame and agent codes redrawn from the bomb, flame and agent
+    components, as the forward model draws them at the end of every step: bombs (3) where ``bomb_owner`` holds a
+    bomber, flames (4) over them, then every living agent's code (10 + id) on its position unless it stands in flames.
+    A bomb, flame or agent code on a cell none of those components claims becomes passage; every other code is kept.
+
+    For a consistent state this returns the state unchanged. For a model's prediction it makes the board agree with
+    the predicted positions, bombs and flames, which a per-cell prediction of the board cannot (an agent's code moves
+    across cells with it). ``slices`` locate the components in the vector (default: the full ``encode_state``
+    layout; a model's layout without the clock works too).
+    """
+    vectors = np.asarray(vectors)
+    rendered = vectors.copy()
+    board = rendered[..., slices["board"]]
+    board[np.isin(board, _DRAWN_CODES)] = int(Item.Passage)
+    board[vectors[..., slices["bomb_owner"]] > 0] = int(Item.Bomb)
+    burning = vectors[..., slices["flames"]] > 0
+    board[burning] = int(Item.Flames)
+    cells = np.arange(CELLS)
+    for agent_id in range(NUM_AGENTS):
+        row_col = vectors[..., slices[f"agent{agent_id}_position"]].astype(np.int64)
+        here = cells == (row_col[..., :1] * BOARD_SIZE + row_col[..., 1:])  # (..., CELLS)
+        alive = vectors[..., slices[f"agent{agent_id}_alive"]] > 0  # (..., 1)
+        board[here & alive & ~burning] = int(Item.Agent0) + agent_id
+    rendered[..., slices["board"]] = board
+    return rendered
 
 
 def component_values(vectors: np.ndarray, name: str) -> np.ndarray:
