@@ -59,6 +59,7 @@ class SNcGANConfig(RunConfig):
     d_lr: float | None = None  # D's learning rate when it differs from G's (two time-scale update rule)
     d_steps: int = 1  # D updates per G update (n_dis), each on a fresh real batch
     mode_seeking: float = 0.0  # weight of the mode-seeking term (Mao et al., 2019) in G's loss; 0 = off
+    r1: float = 0.0  # gamma of the R1 penalty on D's gradient at real images (Mescheder et al., 2018); 0 = off
     # y modulates every G batch norm (conditional batch norm) or, with --no-g_conditional_norm, enters only with z
     g_conditional_norm: bool = True
     # G's conditional norms see [y, z] instead of y (BigGAN): with y alone they switched z off (docs/gan.md)
@@ -263,6 +264,7 @@ def main(argv: list[str] | None = None) -> dict:
         d_lr=config.d_lr,
         d_steps=config.d_steps,
         mode_seeking=config.mode_seeking,
+        r1=config.r1,
         g_conditional_norm=config.g_conditional_norm,
         g_norm_sees_z=config.g_norm_sees_z,
         betas=(config.beta1, config.beta2),

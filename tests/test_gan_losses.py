@@ -5,7 +5,13 @@ import math
 import pytest
 import torch
 
-from dreamlab.gan.losses import discriminator_loss, generator_loss, mode_seeking_loss, smoothed_real_targets
+from dreamlab.gan.losses import (
+    discriminator_loss,
+    generator_loss,
+    mode_seeking_loss,
+    r1_penalty,
+    smoothed_real_targets,
+)
 
 
 def test_bce_losses_at_zero_logits():
@@ -59,3 +65,19 @@ def test_mode_seeking_loss_is_inverse_image_to_code_distance_ratio():
     assert mode_seeking_loss(fake_a, fake_a, z_a, z_b).item() == pytest.approx(1e5)
     with pytest.raises(ValueError, match="paired"):
         mode_seeking_loss(fake_a, fake_b[:3], z_a, z_b)
+
+
+def test_r1_penalty_is_the_squared_input_gradient_of_known_discriminators():
+    x = torch.randn(5, 3, 4, 4, requires_grad=True)
+    w = torch.randn(3, 4, 4)
+    # Linear D(x) = <w, x>: the gradient is w for every image.
+    assert torch.allclose(r1_penalty((x * w).flatten(1).sum(1), x), w.pow(2).sum())
+    # D(x) = ||x||^2 / 2: the gradient is x itself.
+    penalty = r1_penalty(0.5 * x.pow(2).flatten(1).sum(1), x)
+    assert torch.allclose(penalty, x.detach().pow(2).flatten(1).sum(1).mean())
+    # It is differentiable in D's parameters (R1 trains D): d/dw ||w||^2 = 2w.
+    w.requires_grad_(True)
+    r1_penalty((x * w).flatten(1).sum(1), x).backward()
+    assert torch.allclose(w.grad, 2 * w.detach())
+    with pytest.raises(ValueError, match="require grad"):
+        r1_penalty(torch.zeros(5), torch.zeros(5, 3))

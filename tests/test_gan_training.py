@@ -44,7 +44,7 @@ def test_trainer_state_round_trip_continues_identically(tmp_path):
     assert a.step(x, y, torch.Generator().manual_seed(2)) == b.step(x, y, torch.Generator().manual_seed(2))
 
 
-def test_discriminator_steps_learning_rates_and_mode_seeking_options():
+def test_discriminator_steps_learning_rates_mode_seeking_and_r1_options():
     torch.manual_seed(0)
     x, y = torch.randn(12, 3, 16, 16).tanh(), torch.eye(3)[torch.arange(12) % 3]
     trainer = GANTrainer("sncgan", 3, 16, z_dim=4, g_width=4, d_width=4, lr=1e-4, d_lr=4e-4, d_steps=3)
@@ -60,6 +60,10 @@ def test_discriminator_steps_learning_rates_and_mode_seeking_options():
     seeking = GANTrainer("cgan", 3, 16, z_dim=4, g_width=4, d_width=4, mode_seeking=0.1)
     stats = seeking.step(x[:8], y[:8])
     assert stats["mode_seeking"] > 0 and "mode_seeking" not in trainer.step(x, y)
+    regularised = GANTrainer("sncgan", 3, 16, z_dim=4, g_width=4, d_width=4, r1=10.0)
+    assert regularised.step(x, y)["r1"] > 0 and "r1" not in trainer.step(x, y)
+    with pytest.raises(ValueError, match="r1"):
+        GANTrainer("sncgan", 3, 16, r1=-1.0)
 
 
 def test_non_finite_loss_is_named():

@@ -7,6 +7,9 @@
 - ``hinge``: Lim & Ye (2017) / Miyato et al. (2018, eq. 16-17): D minimises E[relu(1 - D(x))] + E[relu(1 + D(G(z)))],
   G minimises -E[D(G(z))].
 
+``r1_penalty`` is the zero-centred gradient penalty on real data of Mescheder et al. (2018), "Which Training Methods
+for GANs do actually Converge?", eq. 9, which damps the oscillation of D and G around each other.
+
 ``mode_seeking_loss`` is the regulariser of Mao et al. (2019), "Mode Seeking GANs for Diverse Image Synthesis",
 eq. 3, for a conditional generator that learns to ignore z and draws one image per condition.
 """
@@ -73,3 +76,15 @@ def mode_seeking_loss(
         )
     ratio = (fake_a - fake_b).abs().mean() / (z_a - z_b).abs().mean()
     return 1.0 / (ratio + eps)
+
+
+def r1_penalty(real_logits: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """Mescheder et al. (2018), eq. 9 without the gamma / 2: E_x[||grad_x D(x)||^2] over real images.
+
+    ``real`` must require grad and ``real_logits`` be D's logits for it; the penalty keeps the graph so that D's
+    parameters get its gradient (a double backward).
+    """
+    if not real.requires_grad:
+        raise ValueError("r1_penalty needs the real images to require grad before D sees them")
+    (grad,) = torch.autograd.grad(real_logits.sum(), real, create_graph=True)
+    return grad.pow(2).flatten(1).sum(1).mean()

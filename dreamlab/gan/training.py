@@ -12,6 +12,7 @@ from dreamlab.gan.losses import (
     discriminator_loss,
     generator_loss,
     mode_seeking_loss,
+    r1_penalty,
     smoothed_real_targets,
 )
 from dreamlab.gan.networks import Discriminator, Generator
@@ -53,8 +54,8 @@ class GANTrainer:
     """Generator, discriminator and their Adam optimisers for one variant: ``d_steps`` D updates, then one G update.
 
     Options beyond the SNcGAN recipe (all off by default): ``d_lr`` (two time-scale update rule), ``d_steps``
-    (n_dis), ``mode_seeking`` (weight of the mode-seeking regulariser), ``g_conditional_norm=False`` (y enters G
-    with z only) and ``g_norm_sees_z`` (G's norms conditioned on [y, z]).
+    (n_dis), ``mode_seeking`` (weight of the mode-seeking regulariser), ``r1`` (gamma of the R1 gradient penalty on
+    D), ``g_conditional_norm=False`` (y enters G with z only) and ``g_norm_sees_z`` (G's norms conditioned on [y, z]).
     """
 
     def __init__(
@@ -73,6 +74,7 @@ class GANTrainer:
         d_lr: float | None = None,
         d_steps: int = 1,
         mode_seeking: float = 0.0,
+        r1: float = 0.0,
         g_conditional_norm: bool = True,
         g_norm_sees_z: bool = False,
         betas: tuple[float, float] = (0.5, 0.999),
@@ -86,7 +88,9 @@ class GANTrainer:
             raise ValueError(f"d_steps (discriminator updates per generator update) must be >= 1, got {d_steps}")
         if mode_seeking < 0:
             raise ValueError(f"mode_seeking weight must be >= 0, got {mode_seeking}")
-        self.d_steps, self.mode_seeking = d_steps, mode_seeking
+        if r1 < 0:
+            raise ValueError(f"r1 (gamma of the R1 penalty) must be >= 0, got {r1}")
+        self.d_steps, self.mode_seeking, self.r1 = d_steps, mode_seeking, r1
         self.variant, self.spec = variant, variant_spec(variant)
         self.loss, self.label_smoothing = loss, label_smoothing
         self.cond_dim = cond_dim if self.spec.conditional else 0
@@ -135,7 +139,7 @@ class GANTrainer:
         self.discriminator.train()
         n = real.shape[0] // self.d_steps
         for real_batch, y_batch in zip(real.split(n), y.split(n), strict=True):
-            real_batch = real_batch.to(self.device, self.dtype)
+            real_batch = real_batch.to(self.device, self.dtype).requires_grad_(self.r1 > 0)
             cond = self._condition(y_batch)
             z = self.sample_z(n, generator)
             with torch.no_grad():
@@ -149,6 +153,9 @@ class GANTrainer:
             d_loss = check_finite(
                 discriminator_loss(real_logits, fake_logits, self.loss, targets), "discriminator loss"
             )
+            if self.r1:
+                penalty = r1_penalty(real_logits, real_batch)
+                d_loss = d_loss + 0.5 * self.r1 * penalty  # gamma / 2, eq. 9
             self.d_optimizer.zero_grad(set_to_none=True)
             d_loss.backward()
             if self.d_monitor is not None:
@@ -163,7 +170,7 @@ class GANTrainer:
         fake_g = self.generator(z, cond)
         fake_logits_g = self.discriminator(fake_g, cond)
         g_loss = generator_loss(fake_logits_g, self.loss)
-        stats = {}
+        stats = {"r1": penalty.item()} if self.r1 else {}
         if self.mode_seeking:
             half = n // 2
             diversity = mode_seeking_loss(fake_g[:half], fake_g[half : 2 * half], z[:half], z[half : 2 * half])
