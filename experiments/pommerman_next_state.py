@@ -81,6 +81,9 @@ class NextStateConfig(RunConfig):
     # Redraw the predicted board's bomb, flame and agent codes from the predicted bombs, flames and agents (the
     # game draws them so); the model's own board prediction is reported as metrics.unrendered.
     render_board: bool = False
+    # The point prediction: component_mean (the heaviest component's mean, rounded) or integer_mass (the integer
+    # the mixture gives the most probability; dreamlab.worldmodels.next_state.most_probable_integers)
+    readout: str = "component_mean"
     threads: int = 1  # torch threads; 0 = torch's default
     checkpoint_seconds: float = 120.0
 
@@ -92,6 +95,7 @@ class NextStateConfig(RunConfig):
         "eval_streams",
         "temperature",
         "render_board",
+        "readout",
         "checkpoint_seconds",
     )
 
@@ -128,7 +132,15 @@ PRESETS = {
 }
 
 
+READOUT_DESCRIPTIONS = {
+    "component_mean": "mode of the most probable mixture component, rounded",
+    "integer_mass": "the integer with the most mixture probability in its rounding interval",
+}
+
+
 def check_config(config: NextStateConfig) -> None:
+    if config.readout not in READOUT_DESCRIPTIONS:
+        raise ValueError(f"unknown readout {config.readout!r}; choose from {list(READOUT_DESCRIPTIONS)}")
     if config.core not in CORES:
         raise ValueError(f"unknown core {config.core!r}; choose from {list(CORES)}")
     unknown = [p for p in config.policies if p not in POLICIES]
@@ -255,6 +267,7 @@ def main(argv: list[str] | None = None) -> dict:
             temperature=config.temperature,
             seed=seed,
             residual=config.residual,
+            readout=config.readout,
         )
         if render:
             predictions = predictions._replace(mode=render_board(predictions.mode, layout.slices))
@@ -305,7 +318,7 @@ def main(argv: list[str] | None = None) -> dict:
     copy = accuracy_report(predictions.current, predictions.target, predictions.current, layout)
     metrics = {
         **mode,
-        "prediction": "mode of the most probable mixture component, rounded",
+        "prediction": READOUT_DESCRIPTIONS[config.readout],
         "sampled": sample,
         "copy_baseline": copy,
         "board_rendered_from_components": config.render_board,

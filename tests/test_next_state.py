@@ -13,6 +13,7 @@ import torch
 
 from dreamlab.checkpoint import Checkpointer, load_checkpoint
 from dreamlab.worldmodels import MDNRNN
+from dreamlab.worldmodels.mdnrnn import MDNOutput
 from dreamlab.worldmodels.next_state import (
     StateLayout,
     TransitionGames,
@@ -23,6 +24,7 @@ from dreamlab.worldmodels.next_state import (
     evaluation_schedule,
     gather_chunk,
     joint_action_features,
+    most_probable_integers,
     overall_accuracy,
     predict_next_states,
     train_next_state,
@@ -59,6 +61,32 @@ def test_accuracies_match_hand_computed_values():
         overall_accuracy(predicted[:, :2], target)
     with pytest.raises(ValueError, match="layout has 3"):
         component_accuracy(predicted[:, :2], target[:, :2], LAYOUT)
+
+
+def mixture(weights, means, sigma=0.02):
+    """An MDNOutput over one batch element: weights and means (D, K) in normalised units, one sigma for all."""
+    weights, means = torch.as_tensor(weights, dtype=torch.float64), torch.as_tensor(means, dtype=torch.float64)
+    log_sigma = torch.full_like(means, np.log(sigma))
+    return MDNOutput(weights.log()[None], means[None, ..., None], log_sigma[None, ..., None], None)
+
+
+def test_the_most_probable_integer_is_the_heaviest_rounding_interval():
+    layout = StateLayout([Part("a", 2, 3), Part("b", 1, 1)])
+    # a[0]: two components near 0 (weights 0.3 + 0.3) outvote one at 1 (0.4); the heaviest component's mean says 1.
+    # a[1]: a component beyond the top value still counts for it (rounding clips to 3).
+    # b: a wide component centred between 0 and 1, slightly towards 1.
+    weights = [[0.3, 0.3, 0.4], [0.2, 0.3, 0.5], [0.5, 0.25, 0.25]]
+    means = [[0.0, 0.1 / 3, 1 / 3], [1 / 3, 2 / 3, 1.6], [0.55, 0.0, 1.0]]
+    output = mixture(weights, means)
+    assert most_probable_integers(output, layout).tolist() == [[0, 3, 1]]
+    heaviest = torch.stack([output.mu[0, d, output.logits[0, d].argmax(), 0] for d in range(3)])
+    assert layout.to_integers(heaviest).tolist() == [1, 3, 1]
+    # Residual: the mixture is over (s_{t+1} - base) / high; the same mixtures around base 2 for a, 0 for b.
+    shifted = mixture([[0.3, 0.3, 0.4]] * 2 + [[1.0, 0.0, 0.0]], [[-2 / 3, -1.9 / 3, -1 / 3]] * 2 + [[0.9, 0, 0]])
+    base = torch.tensor([[2, 2, 0]])
+    assert most_probable_integers(shifted, layout, base).tolist() == [[0, 0, 1]]
+    with pytest.raises(ValueError, match="'clock' has up to 1001 values"):
+        most_probable_integers(mixture([[1.0]], [[0.0]]), StateLayout([Part("clock", 1, 1000)]))
 
 
 def test_layout_normalises_and_rounds_back_to_the_integer_grid():
@@ -183,6 +211,15 @@ def test_a_small_mdn_lstm_learns_dynamics_that_copying_cannot(tmp_path, residual
     assert learned["overall_accuracy"] > 0.5
     sampled = accuracy_report(predictions.sample, predictions.target, predictions.current, TOY)
     assert sampled["overall_accuracy"] > 0.3
+    # The most probable integer is read off the same mixtures: as good a point prediction on this easy problem.
+    by_mass = predict_next_states(
+        model, test_games, TOY, n_actions=3, streams=8, residual=residual, readout="integer_mass"
+    )
+    mass = accuracy_report(by_mass.mode, by_mass.target, by_mass.current, TOY)
+    assert np.array_equal(by_mass.target, predictions.target)
+    assert mass["overall_accuracy"] >= learned["overall_accuracy"] - 0.02
+    with pytest.raises(ValueError, match="unknown read-out"):
+        predict_next_states(model, test_games, TOY, n_actions=3, readout="median")
 
 
 @pytest.mark.parametrize("core", ["lstm", "dnc"])

@@ -236,6 +236,49 @@ def mixture_predictions(
     return mode, sample
 
 
+MAX_ENUMERATED_HIGH = 255
+READOUTS = ("component_mean", "integer_mass")
+
+
+def most_probable_integers(output: MDNOutput, layout: StateLayout, base: torch.Tensor | None = None) -> torch.Tensor:
+    """The integer each mixture gives the most probability, (..., D) int64 in 0..high.
+
+    Trained on integers dequantised by U(-1/2, 1/2), the mixture's density is a distribution over integers: value v
+    gets the mass of its rounding interval [v - 1/2, v + 1/2] (the end values everything beyond, as rounding clips
+    there). This is the exact most probable integer, where the mean of the heaviest component (the default mode)
+    can miss it: two components near 0 of weight 0.3 each outvote one at 1 of weight 0.4. ``base`` (..., D)
+    integers: the mixture models (s_{t+1} - base) / high, as with ``residual`` training.
+    """
+    if layout.highs.max() > MAX_ENUMERATED_HIGH:
+        name = next(n for n, sl in layout.slices.items() if layout.highs[sl].max() > MAX_ENUMERATED_HIGH)
+        raise ValueError(
+            f"component {name!r} has up to {int(layout.highs.max()) + 1} values, too many to enumerate (at most "
+            f"{MAX_ENUMERATED_HIGH + 1}); use the component-mean read-out"
+        )
+    highs = torch.as_tensor(layout.highs, device=output.mu.device, dtype=output.mu.dtype)
+    offset = torch.zeros_like(highs) if base is None else base.to(highs.dtype)
+    weights = torch.softmax(output.logits, dim=-1)  # (..., D, K)
+    mu, sigma = output.mu.squeeze(-1), output.log_sigma.squeeze(-1).exp()
+
+    def mass_below(value: float) -> torch.Tensor:
+        """P(s_{t+1} < value) under the mixture, (..., D)."""
+        z = ((value - offset) / highs).unsqueeze(-1).sub(mu).div(sigma)
+        return (weights * torch.special.ndtr(z)).sum(-1)
+
+    best = torch.zeros(weights.shape[:-1], dtype=torch.long, device=highs.device)
+    best_mass = torch.full(weights.shape[:-1], -1.0, dtype=highs.dtype, device=highs.device)
+    below = torch.zeros_like(best_mass)  # P(s_{t+1} < value - 1/2), 0 for the first value: rounding clips at 0
+    for value in range(int(layout.highs.max()) + 1):
+        last = highs <= value  # the top value takes everything above it
+        up_to = torch.where(last, torch.ones_like(best_mass), mass_below(value + 0.5))
+        mass = up_to - below
+        better = (mass > best_mass) & (highs >= value)
+        best = torch.where(better, torch.full_like(best, value), best)
+        best_mass = torch.where(better, mass, best_mass)
+        below = up_to
+    return best
+
+
 def train_next_state(
     model: MDNRNN,
     data: TransitionGames,
@@ -323,9 +366,14 @@ def predict_next_states(
     temperature: float = 1.0,
     seed: int = 0,
     residual: bool = False,
+    readout: str = "component_mean",
 ) -> Predictions:
     """Teacher-forced predictions of every transition of ``data``, each game played from its first step
-    (``residual``: the model was trained on s_{t+1} - s_t, see :func:`train_next_state`)."""
+    (``residual``: the model was trained on s_{t+1} - s_t, see :func:`train_next_state`). ``readout`` makes the
+    point prediction: ``component_mean`` (the heaviest component's mean, rounded) or ``integer_mass`` (the integer
+    with the most probability, :func:`most_probable_integers`)."""
+    if readout not in READOUTS:
+        raise ValueError(f"unknown read-out {readout!r}; choose from {READOUTS}")
     model.eval()
     episode, position, reset, valid = evaluation_schedule(data.lengths, streams)
     generator = torch.Generator(device=model.head.linear.weight.device).manual_seed(seed)
@@ -340,9 +388,14 @@ def predict_next_states(
         if residual:
             mode, sample = states + mode, states + sample
         keep = chunk.valid.to(states.device)
+        if readout == "integer_mass":
+            base = chunk.states.to(states.device) if residual else None
+            mode_integers = most_probable_integers(output, layout, base)[keep]
+        else:
+            mode_integers = layout.to_integers(mode[keep])
         parts["current"].append(chunk.states[chunk.valid].numpy())
         parts["target"].append(chunk.next_states[chunk.valid].numpy())
-        parts["mode"].append(layout.to_integers(mode[keep]).cpu().numpy())
+        parts["mode"].append(mode_integers.cpu().numpy())
         parts["sample"].append(layout.to_integers(sample[keep]).cpu().numpy())
     return Predictions(*(np.concatenate(parts[name]).astype(np.int16) for name in Predictions._fields))
 
