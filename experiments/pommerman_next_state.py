@@ -31,6 +31,8 @@ from dreamlab.results import StageTimer, write_result
 from dreamlab.runtime import resolve_device, resolve_dtype, seed_everything, set_threads
 from dreamlab.worldmodels import MDNRNN
 from dreamlab.worldmodels.next_state import (
+    READOUTS,
+    Predictions,
     StateLayout,
     TransitionGames,
     accuracy_report,
@@ -132,15 +134,9 @@ PRESETS = {
 }
 
 
-READOUT_DESCRIPTIONS = {
-    "component_mean": "mode of the most probable mixture component, rounded",
-    "integer_mass": "the integer with the most mixture probability in its rounding interval",
-}
-
-
 def check_config(config: NextStateConfig) -> None:
-    if config.readout not in READOUT_DESCRIPTIONS:
-        raise ValueError(f"unknown readout {config.readout!r}; choose from {list(READOUT_DESCRIPTIONS)}")
+    if config.readout not in READOUTS:
+        raise ValueError(f"unknown readout {config.readout!r}; choose from {list(READOUTS)}")
     if config.core not in CORES:
         raise ValueError(f"unknown core {config.core!r}; choose from {list(CORES)}")
     unknown = [p for p in config.policies if p not in POLICIES]
@@ -256,9 +252,8 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"MDN-{config.core.upper()}: {parameters} parameters, {layout.size} integers per state")
     curve_test = subset(test, config.eval_steps)
 
-    def predict(games: TransitionGames, seed: int, render: bool = config.render_board):
-        """Held-out predictions; ``render`` redraws the predicted boards' bomb, flame and agent codes."""
-        predictions = predict_next_states(
+    def predict(games: TransitionGames, seed: int):
+        return predict_next_states(
             model,
             games,
             layout,
@@ -269,12 +264,17 @@ def main(argv: list[str] | None = None) -> dict:
             residual=config.residual,
             readout=config.readout,
         )
-        if render:
-            predictions = predictions._replace(mode=render_board(predictions.mode, layout.slices))
-        return predictions
+
+    def drawn(predictions: Predictions) -> Predictions:
+        """With --render_board: the predicted boards' bomb, flame and agent codes redrawn from the other components."""
+        if not config.render_board:
+            return predictions
+        return predictions._replace(
+            **{k: render_board(getattr(predictions, k), layout.slices) for k in ("mode", "sample")}
+        )
 
     def evaluate(step: int) -> dict[str, float]:
-        predictions = predict(curve_test, config.seed + step)
+        predictions = drawn(predict(curve_test, config.seed + step))
         report = accuracy_report(predictions.mode, predictions.target, predictions.current, layout)
         changed = [v for v in report["changed_component_accuracy"].values() if v is not None]
         return {
@@ -308,17 +308,14 @@ def main(argv: list[str] | None = None) -> dict:
     curve.to_csv(out_dir / f"{name}_curve.csv")
 
     with timer.stage("evaluate"):
-        raw = predict(test, config.seed, render=False)
-    predictions = raw
-    if config.render_board:
-        rendered = {kind: render_board(getattr(raw, kind), layout.slices) for kind in ("mode", "sample")}
-        predictions = raw._replace(**rendered)
+        raw = predict(test, config.seed)
+    predictions = drawn(raw)
     mode = accuracy_report(predictions.mode, predictions.target, predictions.current, layout)
     sample = accuracy_report(predictions.sample, predictions.target, predictions.current, layout)
     copy = accuracy_report(predictions.current, predictions.target, predictions.current, layout)
     metrics = {
         **mode,
-        "prediction": READOUT_DESCRIPTIONS[config.readout],
+        "prediction": READOUTS[config.readout],
         "sampled": sample,
         "copy_baseline": copy,
         "board_rendered_from_components": config.render_board,

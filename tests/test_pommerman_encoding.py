@@ -21,6 +21,7 @@ from dreamlab.envs.pommerman.encoding import (
     encode_state,
     render_board,
 )
+from dreamlab.worldmodels.next_state import StateLayout
 
 RECORDINGS = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "pommerman_playground_games.jsonl.gz"
 
@@ -166,11 +167,7 @@ def test_render_board_moves_codes_with_positions_bombs_and_flames():
     unchanged[board] = False
     assert np.array_equal(rendered[unchanged], moved[unchanged])  # only the board is redrawn
     # A model's layout (no clock) and a batch of vectors work alike.
-    model_slices, offset = {}, 0
-    for component in COMPONENTS:
-        if component.name in MODEL_COMPONENTS:
-            model_slices[component.name] = slice(offset, offset + component.size)
-            offset += component.size
+    model_slices = StateLayout([c for c in COMPONENTS if c.name in MODEL_COMPONENTS]).slices
     model_vectors = np.stack(
         [np.concatenate([v[COMPONENT_SLICES[n]] for n in MODEL_COMPONENTS]) for v in (vector, moved)]
     )

@@ -163,32 +163,34 @@ def test_bad_config_is_named():
         experiment.main(["--preset", "huge"])
 
 
+def stage_checkpointer(folder, filename, **fields):
+    """The experiment's checkpointer for one stage's file, for a config with ``fields`` changed."""
+    config = experiment.WorldModelsConfig(**fields)
+    return Checkpointer(folder, config, filename=filename, depends_on=experiment.STAGE_INPUTS[filename])
+
+
 def test_more_rollouts_keep_v_and_retrain_m(tmp_path):
     # V trains on the first vae_rollouts rollouts only, so collecting more must not invalidate it; M sees them all.
-    def stage(filename, **fields):
-        config = experiment.WorldModelsConfig(**fields)
-        return Checkpointer(tmp_path, config, filename=filename, depends_on=experiment.STAGE_INPUTS[filename])
-
     for filename in ("vae.pt", "mdnrnn.pt"):
-        stage(filename, rollouts=1000).save({"step": 1})
-    assert stage("vae.pt", rollouts=3000).load() == {"step": 1}
+        stage_checkpointer(tmp_path, filename, rollouts=1000).save({"step": 1})
+    assert stage_checkpointer(tmp_path, "vae.pt", rollouts=3000).load() == {"step": 1}
     with pytest.raises(CheckpointError, match="vae_rollouts"):
-        stage("vae.pt", vae_rollouts=500).load()
+        stage_checkpointer(tmp_path, "vae.pt", vae_rollouts=500).load()
     with pytest.raises(CheckpointError, match="rollouts"):
-        stage("mdnrnn.pt", rollouts=3000).load()
+        stage_checkpointer(tmp_path, "mdnrnn.pt", rollouts=3000).load()
 
 
 def test_c_seed_repeats_c_on_the_same_m(tmp_path):
     # Another C seed keeps V and M (a C-only repeat on one world model) but is refused by C's own checkpoint.
-    def stage(filename, **fields):
-        config = experiment.WorldModelsConfig(**fields)
-        return Checkpointer(tmp_path, config, filename=filename, depends_on=experiment.STAGE_INPUTS[filename])
-
     for filename in ("vae.pt", "mdnrnn.pt", "cmaes.pt"):
-        stage(filename).save({"step": 1})
-    assert stage("vae.pt", c_seed=1).load() == stage("mdnrnn.pt", c_seed=1).load() == {"step": 1}
+        stage_checkpointer(tmp_path, filename).save({"step": 1})
+    assert (
+        stage_checkpointer(tmp_path, "vae.pt", c_seed=1).load()
+        == stage_checkpointer(tmp_path, "mdnrnn.pt", c_seed=1).load()
+        == {"step": 1}
+    )
     with pytest.raises(CheckpointError, match="c_seed"):
-        stage("cmaes.pt", c_seed=1).load()
+        stage_checkpointer(tmp_path, "cmaes.pt", c_seed=1).load()
 
 
 def test_smoke_pipeline_end_to_end_and_resume(tmp_path):

@@ -237,7 +237,11 @@ def mixture_predictions(
 
 
 MAX_ENUMERATED_HIGH = 255
-READOUTS = ("component_mean", "integer_mass")
+# Point predictions of predict_next_states, and what each reports.
+READOUTS = {
+    "component_mean": "mode of the most probable mixture component, rounded",
+    "integer_mass": "the integer with the most mixture probability in its rounding interval",
+}
 
 
 def most_probable_integers(output: MDNOutput, layout: StateLayout, base: torch.Tensor | None = None) -> torch.Tensor:
@@ -373,7 +377,7 @@ def predict_next_states(
     point prediction: ``component_mean`` (the heaviest component's mean, rounded) or ``integer_mass`` (the integer
     with the most probability, :func:`most_probable_integers`)."""
     if readout not in READOUTS:
-        raise ValueError(f"unknown read-out {readout!r}; choose from {READOUTS}")
+        raise ValueError(f"unknown read-out {readout!r}; choose from {list(READOUTS)}")
     model.eval()
     episode, position, reset, valid = evaluation_schedule(data.lengths, streams)
     generator = torch.Generator(device=model.head.linear.weight.device).manual_seed(seed)
