@@ -76,3 +76,20 @@ def test_bad_arguments_are_named(tmp_path):
     with pytest.raises(FileNotFoundError):
         load_rollout(tmp_path / "missing.npz")
     assert get_task("doom").discrete
+
+
+def test_take_cover_makes_vizdoom_work_dir_before_the_game_starts(tmp_path, monkeypatch):
+    # Rollout workers start games at once; ViZDoom kills the process when two of them race to create ./_vizdoom/.
+    from dreamlab.envs import doom
+
+    class GameStarted(Exception):
+        pass
+
+    def start_game(*args, **kwargs):
+        assert os.path.isdir(doom.VIZDOOM_WORK_DIR)
+        raise GameStarted
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(doom.gym, "make", start_game)
+    with pytest.raises(GameStarted):
+        doom.make_take_cover()

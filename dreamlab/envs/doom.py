@@ -8,6 +8,7 @@ game time), so returns lie in [1, 2100] and "solved" means a mean of at least 75
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import cv2
@@ -18,6 +19,9 @@ ENV_ID = "VizdoomTakeCover-v1"
 ACTION_MEANINGS = ("no-op", "right", "left")
 MAX_EPISODE_STEPS = 2100
 SOLVED_RETURN = 750.0
+# ViZDoom writes its run files under ./_vizdoom/ and aborts the process ("Failed to create ./_vizdoom/ directory:
+# File exists") when two games started at once both find it missing and race to create it.
+VIZDOOM_WORK_DIR = "_vizdoom"
 
 
 def resize_frame(frame: np.ndarray, size: int = 64) -> np.ndarray:
@@ -47,5 +51,6 @@ def make_take_cover(max_episode_steps: int = MAX_EPISODE_STEPS, frame_size: int 
         import vizdoom.gymnasium_wrapper  # noqa: F401  (registers the Vizdoom* environments)
     except ImportError as err:
         raise ImportError("ViZDoom Take Cover needs the vizdoom package: pip install vizdoom") from err
+    os.makedirs(VIZDOOM_WORK_DIR, exist_ok=True)  # so concurrent workers never race ViZDoom's own mkdir
     env = gym.make(ENV_ID, max_episode_steps=max_episode_steps)
     return TakeCoverFrames(env, frame_size)
