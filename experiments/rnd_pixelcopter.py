@@ -5,7 +5,8 @@
 
 Checkpoints go to runs/rnd_pixelcopter/<name>/; rerunning the same command resumes (a larger
 --total_env_steps extends a finished run). Writes results/rnd/<name>_pixelcopter.json with 100 evaluation
-episodes, the training curves (CSV + PNG) and a GIF of one evaluation episode.
+episodes of the sampled and of the greedy policy (``--eval_policy`` picks the headline one), the training curves
+(CSV + PNG) and a GIF of one evaluation episode.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from dreamlab.checkpoint import Checkpointer
 from dreamlab.config import parse_config
 from dreamlab.figures import save_figure, save_gif
 from dreamlab.results import write_result
-from dreamlab.rnd import PRESETS, RNDPPO, RNDConfig
+from dreamlab.rnd import EVAL_POLICIES, PRESETS, RNDPPO, RNDConfig
 
 GIF_FRAMES = 450  # 15 s of play at 30 fps
 CURVE_PANELS = (
@@ -81,18 +82,30 @@ def main(argv: list[str] | None = None) -> Path:
     save_figure(plot_curves(agent.curves.rows, title), out / f"{name}_pixelcopter_curves.png")
 
     with agent.timer.stage("evaluate"):
-        evaluation = agent.evaluate(config.eval_episodes, config.eval_max_episode_steps, record_episode=True)
+        by_policy = {
+            policy: agent.evaluate(
+                config.eval_episodes,
+                config.eval_max_episode_steps,
+                greedy=policy == "greedy",
+                record_episode=policy == config.eval_policy,
+            )
+            for policy in EVAL_POLICIES
+        }
+    evaluation = by_policy[config.eval_policy]
     # 48 x 48 frames scaled 3x so the copter is visible; at most GIF_FRAMES frames keep the file small.
     frames = np.stack(evaluation["frames"][:GIF_FRAMES]).repeat(3, axis=1).repeat(3, axis=2)
     save_gif(frames, out / f"{name}_pixelcopter_episode.gif", fps=30)
     returns, lengths = evaluation["returns"], evaluation["lengths"]
     metrics = {
+        "eval_policy": config.eval_policy,
         "eval_episode_returns": returns,
         "eval_episode_lengths": lengths,
         "eval_episodes_truncated": sum(evaluation["truncated"]),
         "eval_mean_return": float(np.mean(returns)),
         "eval_std_return": float(np.std(returns)),
         "eval_mean_length": float(np.mean(lengths)),
+        "eval_mean_return_by_policy": {p: float(np.mean(e["returns"])) for p, e in by_policy.items()},
+        "eval_mean_length_by_policy": {p: float(np.mean(e["lengths"])) for p, e in by_policy.items()},
         "env_steps": agent.env_steps,
         "obs_norm_init_env_steps": config.num_envs * config.obs_norm_init_steps,
         "updates": agent.updates,
@@ -110,8 +123,9 @@ def main(argv: list[str] | None = None) -> Path:
         results_dir=config.results_dir,
     )
     print(
-        f"evaluation over {len(returns)} episodes: return {metrics['eval_mean_return']:.2f} "
-        f"+- {metrics['eval_std_return']:.2f}, length {metrics['eval_mean_length']:.1f}; wrote {path}",
+        f"{config.eval_policy} evaluation over {len(returns)} episodes: return {metrics['eval_mean_return']:.2f} "
+        f"+- {metrics['eval_std_return']:.2f}, length {metrics['eval_mean_length']:.1f} "
+        f"(mean returns by policy: {metrics['eval_mean_return_by_policy']}); wrote {path}",
         flush=True,
     )
     agent.close()

@@ -213,6 +213,8 @@ def test_bad_configs_fail_clearly():
         RNDPPO(CHAIN_ID, chain_config(num_envs=3, rollout_steps=5))
     with pytest.raises(ValueError, match="predictor_update_fraction"):
         RNDPPO(CHAIN_ID, chain_config(predictor_update_fraction=0.0))
+    with pytest.raises(ValueError, match="eval_policy"):
+        RNDPPO(CHAIN_ID, chain_config(eval_policy="argmax"))
     with pytest.raises(ValueError, match="Discrete"):
         RNDPPO("Pendulum-v1", chain_config(env_id="Pendulum-v1"))
 
@@ -230,11 +232,16 @@ def test_pixelcopter_smoke_run(tmp_path):
             str(tmp_path),
             "--run_dir",
             str(tmp_path / "run"),
+            "--eval_policy",
+            "greedy",
         ]
     )
     result = json.loads(path.read_text())
     metrics = result["metrics"]
     assert len(metrics["eval_episode_returns"]) == len(metrics["eval_episode_lengths"]) == 4
+    assert metrics["eval_policy"] == "greedy"
+    assert metrics["eval_mean_return_by_policy"]["greedy"] == pytest.approx(metrics["eval_mean_return"])
+    assert set(metrics["eval_mean_length_by_policy"]) == {"sampled", "greedy"}
     assert metrics["env_steps"] >= 1024 and result["config"]["extrinsic_coef"] == 2.0
     assert (tmp_path / "rnd" / "smoke_ext_int_pixelcopter_curves.csv").is_file()
     assert (tmp_path / "rnd" / "smoke_ext_int_pixelcopter_episode.gif").is_file()

@@ -1,7 +1,7 @@
 """PPO with Random Network Distillation (Burda et al. 2018): intrinsic rewards from a distilled random network."""
 
 from dreamlab.rnd.agent import RNDPPO, Rollout
-from dreamlab.rnd.config import PRESETS, RNDConfig
+from dreamlab.rnd.config import EVAL_POLICIES, PRESETS, RNDConfig
 from dreamlab.rnd.environment import FrameStack, make_vector_env, preprocess, sticky_actions
 from dreamlab.rnd.losses import (
     categorical_log_prob_entropy,
@@ -15,6 +15,7 @@ from dreamlab.rnd.normalizers import ObservationNormalizer, RewardNormalizer
 from dreamlab.rnd.returns import discounted_return_filter, gae_advantages
 
 __all__ = [
+    "EVAL_POLICIES",
     "PRESETS",
     "RNDPPO",
     "ActorCritic",

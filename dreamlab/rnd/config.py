@@ -7,6 +7,8 @@ from typing import ClassVar
 
 from dreamlab.config import RunConfig
 
+EVAL_POLICIES = ("sampled", "greedy")
+
 
 @dataclasses.dataclass
 class RNDConfig(RunConfig):
@@ -45,12 +47,16 @@ class RNDConfig(RunConfig):
     obs_norm_init_steps: int = 256  # random-policy steps per environment before training
     eval_episodes: int = 100
     eval_max_episode_steps: int = 10_000
+    # The result's headline evaluation: "sampled" acts from the policy's distribution (as in training), "greedy"
+    # takes its most likely action (Stable-Baselines3's deterministic evaluation). Both are run and reported.
+    eval_policy: str = "sampled"
     checkpoint_every: int = 10  # updates between checkpoints
 
     RESUMABLE_FIELDS: ClassVar[tuple[str, ...]] = (
         "total_env_steps",
         "eval_episodes",
         "eval_max_episode_steps",
+        "eval_policy",
         "checkpoint_every",
     )
 
@@ -74,6 +80,8 @@ class RNDConfig(RunConfig):
                 raise ValueError(f"{field} must be in [0, 1], got {getattr(self, field)}")
         if self.extrinsic_coef < 0 or self.intrinsic_coef < 0 or self.extrinsic_coef + self.intrinsic_coef == 0:
             raise ValueError("extrinsic_coef and intrinsic_coef must be >= 0 and not both 0")
+        if self.eval_policy not in EVAL_POLICIES:
+            raise ValueError(f"unknown eval_policy {self.eval_policy!r}; choose from {EVAL_POLICIES}")
         if self.obs_norm_init_steps < 1:
             raise ValueError("obs_norm_init_steps must be >= 1: the predictor's input statistics need random steps")
 
