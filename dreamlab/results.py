@@ -26,14 +26,18 @@ from dreamlab.files import atomic_write_json, atomic_write_text
 
 
 def git_commit(repo: str | os.PathLike | None = None) -> str:
-    """HEAD's hash, suffixed ``-dirty`` when the work tree differs from it (untracked files included)."""
+    """HEAD's hash, suffixed ``-dirty`` when the work tree differs from it (untracked files included).
+
+    The top-level ``results/`` folder is left out: a run writes its curves and figures there before its result file,
+    and those outputs say nothing about whether the code that produced them was committed.
+    """
     cwd = Path(repo) if repo else Path(__file__).resolve().parent
     try:
         head = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True, timeout=10
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain"],
+            ["git", "status", "--porcelain", "--", ":/", ":(top,exclude)results"],
             cwd=cwd,
             capture_output=True,
             text=True,

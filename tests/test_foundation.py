@@ -20,7 +20,7 @@ from dreamlab.dnc.state import ControllerState
 from dreamlab.files import atomic_savez, atomic_write_text, load_npz
 from dreamlab.grad_monitor import GradientMonitor, NonFiniteGradientError, NonFiniteLossError, check_finite
 from dreamlab.parallel import WorkerPool
-from dreamlab.results import CurveLog, StageTimer, write_result
+from dreamlab.results import CurveLog, StageTimer, git_commit, write_result
 from dreamlab.runtime import resolve_device, resolve_dtype, seed_everything
 
 
@@ -352,3 +352,17 @@ def test_float64_switch_reaches_experiment(tmp_path):
         [sys.executable, str(script), "--preset", "smoke", "--device", "tpu"], capture_output=True, text=True
     )
     assert bad.returncode != 0 and "unknown device 'tpu'" in bad.stderr
+
+
+def test_git_commit_is_dirty_for_changed_code_but_not_for_new_results(tmp_path):
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(tmp_path)]
+    subprocess.run([*git, "init", "-q"], check=True)
+    (tmp_path / "model.py").write_text("x = 1\n")
+    subprocess.run([*git, "add", "model.py"], check=True)
+    subprocess.run([*git, "commit", "-qm", "code"], check=True)
+    head = subprocess.run([*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
+    (tmp_path / "results" / "rnd").mkdir(parents=True)
+    (tmp_path / "results" / "rnd" / "curves.csv").write_text("step\n1\n")
+    assert git_commit(tmp_path) == head
+    (tmp_path / "model.py").write_text("x = 2\n")
+    assert git_commit(tmp_path) == f"{head}-dirty"
