@@ -1,9 +1,12 @@
 """Compare World Models runs that differ in M's core (the thesis' MDN-LSTM vs MDN-DNC on ViZDoom Take Cover).
 
     python experiments/worldmodels_compare.py doom_takecover_lstm doom_takecover_dnc
+    python experiments/worldmodels_compare.py doom_takecover_{lstm,dnc}_r3000 doom_takecover_{lstm,dnc}_r3000_cseed{1,2}
 
 Reads each result results/worldmodels/<name>.json and its run's curve CSV (up to the result's generation), and
-writes the comparison figure results/worldmodels/<--name>.png and a summary result <--name>.json.
+writes the comparison figure results/worldmodels/<--name>.png and a summary result <--name>.json. Several runs of
+one core (repeats with other ``--c_seed``s) are pooled: the summary gives each run's tested score and, per core, the
+mean over its runs and their spread, the number a single C search cannot give.
 """
 
 from __future__ import annotations
@@ -16,7 +19,61 @@ from pathlib import Path
 import numpy as np
 
 from dreamlab.results import CurveLog, write_result
-from dreamlab.worldmodels.plots import save_core_comparison
+from dreamlab.worldmodels.plots import TestedRun, save_core_comparison
+
+
+def load_run(folder: Path, run: str) -> tuple[dict, TestedRun]:
+    """A result file and its curve, cut at the generation the result evaluated."""
+    path = folder / f"{run}.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"no result file {path}: run experiments/worldmodels.py --name {run} first")
+    result = json.loads(path.read_text())
+    # A result saved part-way through a longer run shares the run's curve file, named after config.name when the
+    # run was given one.
+    curve = CurveLog.from_csv(folder / f"{result['config']['name'] or run}_curve.csv")
+    curve.rows = [row for row in curve.rows if row["generation"] <= result["metrics"]["generations"]]
+    tested = TestedRun(
+        label=f"C seed {result['config'].get('c_seed', 0)}",
+        curve=curve,
+        check_episodes=result["config"]["real_eval_episodes"],
+        # Results written before the choice existed tested the last generation's mean.
+        tested_generation=result["metrics"].get("final_controller_generation", result["metrics"]["generations"]),
+        final_returns=np.asarray(result["metrics"]["real_episode_returns"], dtype=float),
+    )
+    return result, tested
+
+
+def core_summary(results: list[dict], runs: list[TestedRun], solved: float | None) -> dict:
+    """Per-run tested scores of one core and their pooled statistics."""
+    run_means = np.asarray([run.final_returns.mean() for run in runs])
+    pooled = np.concatenate([run.final_returns for run in runs])
+    return {
+        "real_mean": float(pooled.mean()),
+        "real_std": float(pooled.std()),
+        "episodes": len(pooled),
+        "runs": len(runs),
+        "run_means": run_means.tolist(),
+        # Spread of the tested score from one C search to another: the standard error of the mean over runs.
+        "run_mean_std": float(run_means.std(ddof=1)) if len(runs) > 1 else None,
+        "run_mean_stderr": float(run_means.std(ddof=1) / np.sqrt(len(runs))) if len(runs) > 1 else None,
+        "runs_solved": None if solved is None else int((run_means >= solved).sum()),
+        "per_run": [
+            {
+                "run": result["config"]["name"],
+                "c_seed": result["config"].get("c_seed", 0),
+                "real_mean": float(run.final_returns.mean()),
+                "real_std": float(run.final_returns.std()),
+                "episodes": len(run.final_returns),
+                "generations": result["metrics"]["generations"],
+                "tested_generation": run.tested_generation,
+                "m_final_z_nll": result["metrics"]["m_final_z_nll"],
+                "m_steps": result["config"]["m_steps"],
+                "m_seconds": result.get("stage_seconds", {}).get("M"),
+                "C_seconds": result.get("stage_seconds", {}).get("C"),
+            }
+            for result, run in zip(results, runs, strict=True)
+        ],
+    }
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -27,38 +84,16 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     started = time.perf_counter()
     folder = Path(args.results_dir) / "worldmodels"
-    curves, finals, summary, check_episodes, tested = {}, {}, {}, {}, {}
-    for run in args.runs:
-        path = folder / f"{run}.json"
-        if not path.is_file():
-            raise FileNotFoundError(f"no result file {path}: run experiments/worldmodels.py --name {run} first")
-        result = json.loads(path.read_text())
+    results: dict[str, list[dict]] = {}
+    runs: dict[str, list[TestedRun]] = {}
+    for name in args.runs:
+        result, run = load_run(folder, name)
         core = result["config"]["core"]
-        if core in curves:
-            raise ValueError(f"two runs with core {core!r}; compare runs that differ in their core")
-        # The run's curve up to the generation this result evaluated (a result saved part-way through a longer run
-        # shares the run's curve file, named after config.name when the run was given one).
-        curve = CurveLog.from_csv(folder / f"{result['config']['name'] or run}_curve.csv")
-        curve.rows = [row for row in curve.rows if row["generation"] <= result["metrics"]["generations"]]
-        curves[core] = curve
-        finals[core] = np.asarray(result["metrics"]["real_episode_returns"])
-        check_episodes[core] = result["config"]["real_eval_episodes"]
-        # Results written before the choice existed tested the last generation's mean.
-        tested[core] = result["metrics"].get("final_controller_generation", result["metrics"]["generations"])
-        summary[core] = {
-            "run": run,
-            "real_mean": float(finals[core].mean()),
-            "real_std": float(finals[core].std()),
-            "episodes": len(finals[core]),
-            "generations": result["metrics"]["generations"],
-            "tested_generation": tested[core],
-            "m_final_z_nll": result["metrics"]["m_final_z_nll"],
-            "m_steps": result["config"]["m_steps"],
-            "m_seconds": result.get("stage_seconds", {}).get("M"),
-            "C_seconds": result.get("stage_seconds", {}).get("C"),
-        }
-        solved = result["metrics"].get("solved_threshold")
-    figure = save_core_comparison(curves, finals, folder / f"{args.name}.png", solved, check_episodes, tested)
+        results.setdefault(core, []).append(result)
+        runs.setdefault(core, []).append(run)
+    solved = results[next(iter(results))][0]["metrics"].get("solved_threshold")
+    summary = {core: core_summary(results[core], runs[core], solved) for core in runs}
+    figure = save_core_comparison(runs, folder / f"{args.name}.png", solved)
     out = write_result(
         "worldmodels",
         args.name,
@@ -69,9 +104,11 @@ def main(argv: list[str] | None = None) -> dict:
         results_dir=args.results_dir,
     )
     for core, row in summary.items():
+        per_run = ", ".join(f"{r['real_mean']:.1f} (generation {r['tested_generation']})" for r in row["per_run"])
+        spread = f"; over runs {row['run_mean_stderr']:.1f} s.e." if row["run_mean_stderr"] is not None else ""
         print(
             f"MDN-{core.upper()}: {row['real_mean']:.1f} +- {row['real_std']:.1f} over {row['episodes']} episodes "
-            f"(the mean of generation {row['tested_generation']})"
+            f"of {row['runs']} tested controller(s): {per_run}{spread}"
         )
     print(f"figure: {figure}\nresult: {out}")
     return summary

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -81,40 +82,48 @@ def decode_frames(vae: ConvVAE, z: torch.Tensor) -> np.ndarray:
     return tensor_to_frames(vae.decode(z.to(reference.device, reference.dtype))).cpu().numpy()
 
 
-def save_core_comparison(
-    curves: dict[str, CurveLog],
-    final_returns: dict[str, np.ndarray],
-    path: str | os.PathLike,
-    solved: float | None,
-    check_episodes: dict[str, int],
-    tested_generations: dict[str, int],
-) -> Path:
-    """The MDN-LSTM vs MDN-DNC figure: each core's real checks over CMA-ES generations (C trained in its dream),
-    mean +- standard error, with the tested controller's check starred; and that controller's final real returns.
+@dataclass
+class TestedRun:
+    """One World Models run as the core comparison shows it: its real checks over generations (``curve`` rows with
+    ``real_mean``/``real_std``), the generation whose controller was tested and that test's fresh real returns."""
+
+    label: str
+    curve: CurveLog
+    check_episodes: int
+    tested_generation: int
+    final_returns: np.ndarray
+
+
+def save_core_comparison(runs: dict[str, list[TestedRun]], path: str | os.PathLike, solved: float | None) -> Path:
+    """The MDN-LSTM vs MDN-DNC figure: each run's real checks over CMA-ES generations (C trained in its dream),
+    mean +- standard error, with the tested controller's check starred (one colour per core, one line style per
+    run of that core, e.g. per C seed); and per core the tested controllers' fresh real returns, pooled over its
+    runs, with each run's mean as a dot.
     """
     fig, (curve_ax, final_ax) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [2, 1]})
-    for label, curve in curves.items():
-        real_rows = [row for row in curve.rows if "real_mean" in row]
-        x = np.asarray([row["generation"] for row in real_rows])
-        mean = np.asarray([row["real_mean"] for row in real_rows])
-        stderr = np.asarray([row["real_std"] for row in real_rows]) / np.sqrt(check_episodes[label])
-        (line,) = curve_ax.plot(x, mean, "o-", label=f"MDN-{label.upper()} ({check_episodes[label]} episodes a check)")
-        curve_ax.fill_between(x, mean - stderr, mean + stderr, color=line.get_color(), alpha=0.2)
-        tested = x == tested_generations[label]
-        curve_ax.plot(x[tested], mean[tested], "*", markersize=16, color=line.get_color())
-    labels = list(final_returns)
-    final_ax.boxplot([final_returns[k] for k in labels], showmeans=True)
-    final_ax.set_xticks(
-        range(1, len(labels) + 1), [f"MDN-{k.upper()}\ngeneration {tested_generations[k]}" for k in labels]
-    )
-    for i, k in enumerate(labels, start=1):
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    styles = ("-", "--", ":", "-.")
+    for (core, core_runs), colour in zip(runs.items(), colours, strict=False):
+        for index, run in enumerate(core_runs):
+            real_rows = [row for row in run.curve.rows if "real_mean" in row]
+            x = np.asarray([row["generation"] for row in real_rows])
+            mean = np.asarray([row["real_mean"] for row in real_rows])
+            stderr = np.asarray([row["real_std"] for row in real_rows]) / np.sqrt(run.check_episodes)
+            label = f"MDN-{core.upper()} {run.label} ({run.check_episodes} episodes a check)"
+            curve_ax.plot(x, mean, "o", linestyle=styles[index % len(styles)], color=colour, label=label)
+            curve_ax.fill_between(x, mean - stderr, mean + stderr, color=colour, alpha=0.12)
+            tested = x == run.tested_generation
+            curve_ax.plot(x[tested], mean[tested], "*", markersize=16, color=colour)
+    cores = list(runs)
+    pooled = [np.concatenate([run.final_returns for run in runs[core]]) for core in cores]
+    final_ax.boxplot(pooled, showmeans=True)
+    for i, core in enumerate(cores, start=1):
+        run_means = [float(np.mean(run.final_returns)) for run in runs[core]]
+        final_ax.plot([i - 0.25] * len(run_means), run_means, "o", color="black", markersize=4)
         final_ax.annotate(
-            f"{np.mean(final_returns[k]):.0f}",
-            (i, np.mean(final_returns[k])),
-            xytext=(8, 0),
-            textcoords="offset points",
-            fontsize=8,
+            f"{np.mean(pooled[i - 1]):.0f}", (i, np.mean(pooled[i - 1])), xytext=(8, 0), textcoords="offset points"
         )
+    final_ax.set_xticks(range(1, len(cores) + 1), [f"MDN-{core.upper()}\n{len(runs[core])} run(s)" for core in cores])
     for ax in (curve_ax, final_ax):
         if solved is not None:
             ax.axhline(solved, color="grey", linestyle="--", label=f"solved ({solved:g})")
@@ -122,6 +131,6 @@ def save_core_comparison(
     curve_ax.set_xlabel("CMA-ES generation (C trained in the dream)")
     curve_ax.set_ylabel("real return at each check (mean +- s.e.)")
     curve_ax.set_title("star: the controller tested on fresh episodes", fontsize=9)
-    curve_ax.legend(loc="best", fontsize=8)
-    final_ax.set_ylabel(f"tested controller, {len(final_returns[labels[0]])} fresh real episodes")
+    curve_ax.legend(loc="best", fontsize=7)
+    final_ax.set_ylabel("tested controllers, fresh real episodes (dots: run means)")
     return save_figure(fig, path)

@@ -1,0 +1,66 @@
+"""experiments/worldmodels_compare.py pools repeated runs of a core (C seeds) into one comparison."""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dreamlab.results import CurveLog, write_result
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
+import worldmodels_compare as compare
+
+
+def _fake_run(results_dir: Path, name: str, core: str, c_seed: int, returns: list[float], tested: int) -> None:
+    curve = CurveLog()
+    for generation in (1, 2, 3, 4):
+        row = {"generation": generation, "mean_score": 100.0, "best_score": 200.0}
+        if generation % 2 == 0:
+            row |= {"real_mean": 500.0 + generation, "real_std": 50.0}
+        curve.append(**row)
+    curve.to_csv(results_dir / "worldmodels" / f"{name}_curve.csv")
+    write_result(
+        "worldmodels",
+        name,
+        experiment="worldmodels",
+        config={"name": name, "core": core, "c_seed": c_seed, "real_eval_episodes": 4, "m_steps": 10},
+        metrics={
+            "generations": 4,
+            "final_controller_generation": tested,
+            "real_episode_returns": returns,
+            "m_final_z_nll": 0.8,
+            "solved_threshold": 750.0,
+        },
+        wall_seconds=1.0,
+        results_dir=results_dir,
+    )
+
+
+def test_runs_of_one_core_are_pooled_with_their_spread(tmp_path):
+    (tmp_path / "worldmodels").mkdir()
+    _fake_run(tmp_path, "lstm_s0", "lstm", 0, [700.0, 900.0], tested=2)
+    _fake_run(tmp_path, "dnc_s0", "dnc", 0, [600.0, 800.0], tested=4)
+    _fake_run(tmp_path, "dnc_s1", "dnc", 1, [800.0, 1000.0], tested=2)
+    summary = compare.main(["lstm_s0", "dnc_s0", "dnc_s1", "--results_dir", str(tmp_path), "--name", "cmp"])
+
+    dnc = summary["dnc"]
+    assert dnc["runs"] == 2 and dnc["episodes"] == 4
+    assert dnc["run_means"] == [700.0, 900.0]
+    assert dnc["real_mean"] == pytest.approx(800.0)
+    assert dnc["real_std"] == pytest.approx(np.std([600.0, 800.0, 800.0, 1000.0]))
+    assert dnc["run_mean_std"] == pytest.approx(np.sqrt(2) * 100.0)  # sample std of (700, 900)
+    assert dnc["run_mean_stderr"] == pytest.approx(100.0)
+    assert dnc["runs_solved"] == 1
+    assert [r["c_seed"] for r in dnc["per_run"]] == [0, 1]
+    assert [r["tested_generation"] for r in dnc["per_run"]] == [4, 2]
+    # One run: no spread over runs can be estimated.
+    assert summary["lstm"]["run_mean_std"] is None and summary["lstm"]["real_mean"] == pytest.approx(800.0)
+    assert (tmp_path / "worldmodels" / "cmp.png").stat().st_size > 0
+    assert (tmp_path / "worldmodels" / "cmp.json").is_file()
+
+
+def test_missing_result_is_named(tmp_path):
+    (tmp_path / "worldmodels").mkdir()
+    with pytest.raises(FileNotFoundError, match="nope.json"):
+        compare.main(["nope", "--results_dir", str(tmp_path)])
