@@ -28,8 +28,9 @@ from dreamlab.files import atomic_write_json, atomic_write_text
 def git_commit(repo: str | os.PathLike | None = None) -> str:
     """HEAD's hash, suffixed ``-dirty`` when the work tree differs from it (untracked files included).
 
-    The top-level ``results/`` folder is left out: a run writes its curves and figures there before its result file,
-    and those outputs say nothing about whether the code that produced them was committed.
+    Left out: the top-level ``results/`` folder (a run writes its curves and figures there before its result file),
+    and prose (``docs/`` and Markdown files, often edited while a long run goes on). Neither says whether the code
+    that produced a result was committed.
     """
     cwd = Path(repo) if repo else Path(__file__).resolve().parent
     try:
@@ -37,7 +38,16 @@ def git_commit(repo: str | os.PathLike | None = None) -> str:
             ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True, timeout=10
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", ":/", ":(top,exclude)results"],
+            [
+                "git",
+                "status",
+                "--porcelain",
+                "--",
+                ":/",
+                ":(top,exclude)results",
+                ":(top,exclude)docs",
+                ":(top,exclude)*.md",
+            ],
             cwd=cwd,
             capture_output=True,
             text=True,

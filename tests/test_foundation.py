@@ -364,5 +364,9 @@ def test_git_commit_is_dirty_for_changed_code_but_not_for_new_results(tmp_path):
     (tmp_path / "results" / "rnd").mkdir(parents=True)
     (tmp_path / "results" / "rnd" / "curves.csv").write_text("step\n1\n")
     assert git_commit(tmp_path) == head
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "rnd.md").write_text("a result, described\n")
+    (tmp_path / "README.md").write_text("the result's row\n")
+    assert git_commit(tmp_path) == head
     (tmp_path / "model.py").write_text("x = 2\n")
     assert git_commit(tmp_path) == f"{head}-dirty"
