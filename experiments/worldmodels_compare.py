@@ -47,15 +47,16 @@ def core_summary(results: list[dict], runs: list[TestedRun], solved: float | Non
     """Per-run tested scores of one core and their pooled statistics."""
     run_means = np.asarray([run.final_returns.mean() for run in runs])
     pooled = np.concatenate([run.final_returns for run in runs])
+    # Spread of the tested score from one C search to another (needs two runs), and the standard error of its mean.
+    spread = float(run_means.std(ddof=1)) if len(runs) > 1 else None
     return {
         "real_mean": float(pooled.mean()),
         "real_std": float(pooled.std()),
         "episodes": len(pooled),
         "runs": len(runs),
         "run_means": run_means.tolist(),
-        # Spread of the tested score from one C search to another: the standard error of the mean over runs.
-        "run_mean_std": float(run_means.std(ddof=1)) if len(runs) > 1 else None,
-        "run_mean_stderr": float(run_means.std(ddof=1) / np.sqrt(len(runs))) if len(runs) > 1 else None,
+        "run_mean_std": spread,
+        "run_mean_stderr": None if spread is None else spread / len(runs) ** 0.5,
         "runs_solved": None if solved is None else int((run_means >= solved).sum()),
         "per_run": [
             {
@@ -91,7 +92,7 @@ def main(argv: list[str] | None = None) -> dict:
         core = result["config"]["core"]
         results.setdefault(core, []).append(result)
         runs.setdefault(core, []).append(run)
-    solved = results[next(iter(results))][0]["metrics"].get("solved_threshold")
+    solved = result["metrics"].get("solved_threshold")  # the task's threshold, the same in every run
     summary = {core: core_summary(results[core], runs[core], solved) for core in runs}
     figure = save_core_comparison(runs, folder / f"{args.name}.png", solved)
     out = write_result(
