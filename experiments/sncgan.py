@@ -64,6 +64,8 @@ class SNcGANConfig(RunConfig):
     g_conditional_norm: bool = True
     # G's conditional norms see [y, z] instead of y (BigGAN): with y alone they switched z off (docs/gan.md)
     g_norm_sees_z: bool = False
+    # weight of an auxiliary classifier's cross-entropy in G's loss (after AC-GAN; beyond the SNcGAN paper); 0 = off
+    auxiliary: float = 0.0
     beta1: float = 0.5
     beta2: float = 0.999
     smooth_low: float = 0.9  # real targets ~ U[smooth_low, 1] (bce only)
@@ -267,6 +269,8 @@ def main(argv: list[str] | None = None) -> dict:
         r1=config.r1,
         g_conditional_norm=config.g_conditional_norm,
         g_norm_sees_z=config.g_norm_sees_z,
+        auxiliary=config.auxiliary,
+        codec=train.codec,
         betas=(config.beta1, config.beta2),
         device=device,
         dtype=dtype,

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from dreamlab.gan.losses import (
+    attribute_cross_entropy,
     discriminator_loss,
     generator_loss,
     mode_seeking_loss,
@@ -81,3 +82,16 @@ def test_r1_penalty_is_the_squared_input_gradient_of_known_discriminators():
     assert torch.allclose(w.grad, 2 * w.detach())
     with pytest.raises(ValueError, match="require grad"):
         r1_penalty(torch.zeros(5), torch.zeros(5, 3))
+
+
+def test_attribute_cross_entropy_sums_one_softmax_per_attribute():
+    # Uniform logits: log(classes) per attribute, summed.
+    logits = [torch.zeros(6, 3), torch.zeros(6, 4)]
+    labels = torch.stack([torch.arange(6) % 3, torch.arange(6) % 4], dim=1)
+    assert attribute_cross_entropy(logits, labels).item() == pytest.approx(math.log(3) + math.log(4))
+    # A confident, correct first attribute contributes ~0: only the second's log(4) is left.
+    confident = torch.full((6, 3), -30.0)
+    confident[torch.arange(6), labels[:, 0]] = 30.0
+    assert attribute_cross_entropy([confident, logits[1]], labels).item() == pytest.approx(math.log(4))
+    with pytest.raises(ValueError, match=r"shape \(n, 2\)"):
+        attribute_cross_entropy(logits, labels[:, :1])

@@ -121,6 +121,13 @@ def test_concat_conditioning_needs_a_convolution_after_y():
     Discriminator(cond_dim=2, image_size=8, conditioning="projection")
 
 
+def test_unconditional_trunk_with_several_outputs_is_a_classifier():
+    classifier = Discriminator(cond_dim=0, image_size=16, width=4, conditioning="none", outputs=7)
+    assert classifier(torch.randn(5, 3, 16, 16)).shape == (5, 7)
+    with pytest.raises(ValueError, match="outputs"):
+        Discriminator(cond_dim=2, image_size=16, conditioning="concat", outputs=3)
+
+
 def test_plain_cgan_discriminator_is_unconstrained():
     d = Discriminator(cond_dim=5, image_size=16, width=8, spectral=False)
     assert not any(hasattr(m, "parametrizations") for m in d.modules())

@@ -1,5 +1,7 @@
 """GAN updates: a conditional GAN learns a trivial conditional distribution; state round-trips; NaN is caught."""
 
+import math
+
 import pytest
 import torch
 
@@ -17,13 +19,18 @@ def _two_level_data(n: int, generator: torch.Generator) -> tuple[torch.Tensor, t
     return images, labels
 
 
-@pytest.mark.parametrize("variant", ["sncgan", pytest.param("projection", marks=pytest.mark.slow)])
-def test_conditional_gan_learns_the_condition(variant):
+@pytest.mark.parametrize(
+    ("variant", "auxiliary"),
+    [("sncgan", 0.0), ("sncgan", 1.0), pytest.param("projection", 0.0, marks=pytest.mark.slow)],
+)
+def test_conditional_gan_learns_the_condition(variant, auxiliary):
     torch.manual_seed(0)
     generator = torch.Generator().manual_seed(0)
     codec = AttributeCodec({"level": ["dark", "bright"]})
     images, labels = _two_level_data(512, generator)
-    trainer = GANTrainer(variant, codec.dim, 16, z_dim=8, g_width=8, d_width=8, lr=2e-3)
+    trainer = GANTrainer(
+        variant, codec.dim, 16, z_dim=8, g_width=8, d_width=8, lr=2e-3, auxiliary=auxiliary, codec=codec
+    )
     for _ in range(300):
         index = torch.randint(512, (32,), generator=generator)
         trainer.step(images[index], codec.encode(labels[index]), generator)
@@ -64,6 +71,37 @@ def test_discriminator_steps_learning_rates_mode_seeking_and_r1_options():
     assert regularised.step(x, y)["r1"] > 0 and "r1" not in trainer.step(x, y)
     with pytest.raises(ValueError, match="r1"):
         GANTrainer("sncgan", 3, 16, r1=-1.0)
+
+
+def test_auxiliary_classifier_learns_real_labels_and_enters_the_generator_loss(tmp_path):
+    torch.manual_seed(0)
+    generator = torch.Generator().manual_seed(0)
+    codec = AttributeCodec({"level": ["dark", "bright"], "other": ["a", "b", "c"]})
+    images, labels = _two_level_data(256, generator)
+    labels = torch.cat([labels, torch.randint(3, (256, 1), generator=generator)], dim=1)
+    y = codec.encode(labels)
+    trainer = GANTrainer("sncgan", codec.dim, 16, z_dim=4, g_width=4, d_width=4, lr=2e-3, auxiliary=0.5, codec=codec)
+    assert trainer.classifier(images[:2]).shape == (2, 2 + 3)
+    # The classifier is trained with D (its parameters are in D's optimiser), not by G's update.
+    classifier_ids = {id(p) for p in trainer.classifier.parameters()}
+    assert classifier_ids <= {id(p) for g in trainer.d_optimizer.param_groups for p in g["params"]}
+    assert not classifier_ids & {id(p) for g in trainer.g_optimizer.param_groups for p in g["params"]}
+    first = trainer.step(images[:32], y[:32], generator)
+    for _ in range(60):
+        index = torch.randint(256, (32,), generator=generator)
+        last = trainer.step(images[index], y[index], generator)
+    # The level is learnable from real images, the random "other" is not: the real-image loss falls from
+    # log 2 + log 3 towards log 3.
+    assert first["class_real"] == pytest.approx(math.log(2) + math.log(3), abs=0.1)
+    assert last["class_real"] < math.log(3) + 0.2 and last["class_fake"] > 0
+    save_checkpoint(tmp_path / "gan.pt", trainer.state_dict())
+    plain = GANTrainer("sncgan", codec.dim, 16, z_dim=4, g_width=4, d_width=4)
+    with pytest.raises(ValueError, match="auxiliary classifier"):
+        plain.load_state_dict(load_checkpoint(tmp_path / "gan.pt"))
+    with pytest.raises(ValueError, match="AttributeCodec"):
+        GANTrainer("sngan", codec.dim, 16, auxiliary=1.0, codec=codec)
+    with pytest.raises(ValueError, match="AttributeCodec"):
+        GANTrainer("sncgan", codec.dim, 16, auxiliary=1.0)
 
 
 def test_non_finite_loss_is_named():

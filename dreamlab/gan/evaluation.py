@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from dreamlab.gan.conditioning import AttributeCodec
+from dreamlab.gan.losses import attribute_cross_entropy
 from dreamlab.grad_monitor import check_finite
 
 
@@ -91,7 +91,7 @@ def train_attribute_classifier(
             index = order[start : start + batch_size]
             logits = classifier(images[index].to(device))
             target = labels[index].to(device)
-            loss = sum(F.cross_entropy(lg, target[:, a]) for a, lg in enumerate(logits))
+            loss = attribute_cross_entropy(logits, target)
             check_finite(loss, "attribute classifier loss")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

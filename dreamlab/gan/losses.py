@@ -10,11 +10,16 @@
 ``r1_penalty`` is the zero-centred gradient penalty on real data of Mescheder et al. (2018), "Which Training Methods
 for GANs do actually Converge?", eq. 9, which damps the oscillation of D and G around each other.
 
+``attribute_cross_entropy`` is the class term L_C of the auxiliary-classifier GAN (Odena et al., 2017, "Conditional
+Image Synthesis with Auxiliary Classifier GANs", eq. 2), summed over attributes, each attribute its own softmax.
+
 ``mode_seeking_loss`` is the regulariser of Mao et al. (2019), "Mode Seeking GANs for Diverse Image Synthesis",
 eq. 3, for a conditional generator that learns to ignore z and draws one image per condition.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -88,3 +93,10 @@ def r1_penalty(real_logits: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
         raise ValueError("r1_penalty needs the real images to require grad before D sees them")
     (grad,) = torch.autograd.grad(real_logits.sum(), real, create_graph=True)
     return grad.pow(2).flatten(1).sum(1).mean()
+
+
+def attribute_cross_entropy(logits: Sequence[torch.Tensor], labels: torch.Tensor) -> torch.Tensor:
+    """Sum over attributes a of the mean cross-entropy of ``logits[a]`` (n, classes_a) against ``labels[:, a]``."""
+    if labels.ndim != 2 or labels.shape[1] != len(logits):
+        raise ValueError(f"expected labels of shape (n, {len(logits)}), got {tuple(labels.shape)}")
+    return sum(F.cross_entropy(lg, labels[:, a]) for a, lg in enumerate(logits))

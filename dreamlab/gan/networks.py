@@ -12,7 +12,8 @@ Discriminators share a stride-2 convolutional trunk with LeakyReLU(0.2) and diff
   convolution and concatenated along channels, and concatenated again to the flattened features before the output.
 - ``projection`` (Miyato & Koyama, 2018, "cGANs with Projection Discriminator", eq. 3):
   D(x, y) = psi(phi(x)) + y^T V phi(x), an inner product between an embedding of y and the features.
-- ``none``: unconditional, D(x) = psi(phi(x)).
+- ``none``: unconditional, D(x) = psi(phi(x)); with ``outputs`` > 1 the same trunk is a classifier (the auxiliary
+  classifier of ``GANTrainer``), one logit per class.
 Every layer of the discriminator can be spectrally normalised (Miyato et al., 2018, "Spectral Normalization for
 GANs", eq. 8: W_SN = W / sigma(W), sigma estimated by one power iteration per forward pass).
 """
@@ -124,6 +125,7 @@ class Discriminator(nn.Module):
 
     ``spectral``: spectral normalisation on every convolution and linear layer (including the projection embedding).
     ``batchnorm``: batch norm after the hidden convolutions, as in DCGAN's discriminator.
+    ``outputs``: logits per image; more than one only without conditioning, and then ``forward`` returns (n, outputs).
     """
 
     def __init__(
@@ -135,8 +137,11 @@ class Discriminator(nn.Module):
         conditioning: str = "concat",
         spectral: bool = True,
         batchnorm: bool = False,
+        outputs: int = 1,
     ):
         super().__init__()
+        if outputs < 1 or (outputs > 1 and conditioning != "none"):
+            raise ValueError(f"outputs must be 1, or > 1 with conditioning 'none'; got {outputs} with {conditioning!r}")
         if conditioning not in CONDITIONINGS:
             raise ValueError(f"unknown conditioning {conditioning!r}; choose from {CONDITIONINGS}")
         if conditioning != "none" and cond_dim < 1:
@@ -168,7 +173,8 @@ class Discriminator(nn.Module):
             c_in = c_out
         self.rest = nn.Sequential(*layers, nn.Flatten())
         self.feature_dim = c_in * 16
-        self.out = layer(nn.Linear(self.feature_dim + tiled, 1))
+        self.outputs = outputs
+        self.out = layer(nn.Linear(self.feature_dim + tiled, outputs))
         # Projection (Miyato & Koyama 2018, eq. 3): V embeds y; no bias, so y = 0 contributes nothing.
         self.embed = (
             layer(nn.Linear(self.cond_dim, self.feature_dim, bias=False)) if conditioning == "projection" else None
@@ -188,6 +194,8 @@ class Discriminator(nn.Module):
         phi = self.rest(h)
         if self.conditioning == "concat":
             return self.out(torch.cat([phi, y], dim=1)).squeeze(1)
+        if self.outputs > 1:
+            return self.out(phi)
         logit = self.out(phi).squeeze(1)
         if self.conditioning == "projection":
             logit = logit + projection_term(self.embed(y.to(phi.dtype)), phi)

@@ -7,8 +7,10 @@ from typing import Any
 
 import torch
 
+from dreamlab.gan.conditioning import AttributeCodec
 from dreamlab.gan.losses import (
     LOSSES,
+    attribute_cross_entropy,
     discriminator_loss,
     generator_loss,
     mode_seeking_loss,
@@ -55,7 +57,15 @@ class GANTrainer:
 
     Options beyond the SNcGAN recipe (all off by default): ``d_lr`` (two time-scale update rule), ``d_steps``
     (n_dis), ``mode_seeking`` (weight of the mode-seeking regulariser), ``r1`` (gamma of the R1 gradient penalty on
-    D), ``g_conditional_norm=False`` (y enters G with z only) and ``g_norm_sees_z`` (G's norms conditioned on [y, z]).
+    D), ``g_conditional_norm=False`` (y enters G with z only), ``g_norm_sees_z`` (G's norms conditioned on [y, z]) and
+    ``auxiliary`` (weight of an auxiliary-classifier term in G's loss; needs the ``codec`` of the attributes).
+
+    The auxiliary classifier (after AC-GAN, Odena et al., 2017) is a second spectrally normalised trunk of D's
+    architecture with one softmax per attribute, trained on real images only, updated with D; G is asked to make
+    images it classifies as their condition. It is a network of its own rather than a head on D because the concat D's
+    features see y after the first layer: a head on them could read the label instead of the image. It learns from
+    real images only: trained on generated ones too (AC-GAN's L_C), it and G can agree on images that are easy to
+    classify rather than realistic (Gong et al., 2019, "Twin Auxiliary Classifiers GAN", sec. 3).
     """
 
     def __init__(
@@ -77,6 +87,8 @@ class GANTrainer:
         r1: float = 0.0,
         g_conditional_norm: bool = True,
         g_norm_sees_z: bool = False,
+        auxiliary: float = 0.0,
+        codec: AttributeCodec | None = None,
         betas: tuple[float, float] = (0.5, 0.999),
         device: torch.device | str = "cpu",
         dtype: torch.dtype = torch.float32,
@@ -92,6 +104,13 @@ class GANTrainer:
             raise ValueError(f"r1 (gamma of the R1 penalty) must be >= 0, got {r1}")
         self.d_steps, self.mode_seeking, self.r1 = d_steps, mode_seeking, r1
         self.variant, self.spec = variant, variant_spec(variant)
+        if auxiliary < 0:
+            raise ValueError(f"auxiliary classifier weight must be >= 0, got {auxiliary}")
+        if auxiliary and not (self.spec.conditional and codec is not None and codec.dim == cond_dim):
+            raise ValueError(
+                "the auxiliary classifier needs a conditional variant and the AttributeCodec of its cond_dim attributes"
+            )
+        self.auxiliary, self.codec = auxiliary, codec
         self.loss, self.label_smoothing = loss, label_smoothing
         self.cond_dim = cond_dim if self.spec.conditional else 0
         self.z_dim, self.device, self.dtype = z_dim, torch.device(device), dtype
@@ -107,18 +126,38 @@ class GANTrainer:
             spectral=self.spec.spectral,
             batchnorm=self.spec.d_batchnorm,
         )
+        self.classifier = (
+            Discriminator(
+                0,
+                image_size,
+                channels,
+                d_width,
+                conditioning="none",
+                spectral=self.spec.spectral,
+                outputs=sum(codec.sizes),
+            )
+            if auxiliary
+            else None
+        )
         self.generator.to(self.device, dtype)
         self.discriminator.to(self.device, dtype)
+        d_parameters = list(self.discriminator.parameters())
+        if self.classifier is not None:
+            self.classifier.to(self.device, dtype)
+            d_parameters += list(self.classifier.parameters())
         self.g_optimizer = torch.optim.Adam(self.generator.parameters(), lr=lr, betas=betas)
         # d_lr != lr is the two time-scale update rule (Heusel et al., 2017); None keeps one learning rate.
-        self.d_optimizer = torch.optim.Adam(
-            self.discriminator.parameters(), lr=lr if d_lr is None else d_lr, betas=betas
-        )
+        self.d_optimizer = torch.optim.Adam(d_parameters, lr=lr if d_lr is None else d_lr, betas=betas)
         self.g_monitor = GradientMonitor(self.generator) if log_grads else None
         self.d_monitor = GradientMonitor(self.discriminator) if log_grads else None
 
     def _condition(self, y: torch.Tensor | None) -> torch.Tensor | None:
         return y.to(self.device, self.dtype) if self.spec.conditional else None
+
+    def _class_loss(self, images: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """The auxiliary classifier's cross-entropy for ``images`` against the attributes encoded in ``cond``."""
+        logits = torch.split(self.classifier(images), self.codec.sizes, dim=1)
+        return attribute_cross_entropy(logits, self.codec.decode(cond))
 
     def sample_z(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         return torch.randn(n, self.z_dim, generator=generator, dtype=self.dtype).to(self.device)
@@ -137,6 +176,8 @@ class GANTrainer:
             )
         self.generator.train()
         self.discriminator.train()
+        if self.classifier is not None:
+            self.classifier.train()
         n = real.shape[0] // self.d_steps
         for real_batch, y_batch in zip(real.split(n), y.split(n), strict=True):
             real_batch = real_batch.to(self.device, self.dtype).requires_grad_(self.r1 > 0)
@@ -156,6 +197,9 @@ class GANTrainer:
             if self.r1:
                 penalty = r1_penalty(real_logits, real_batch)
                 d_loss = d_loss + 0.5 * self.r1 * penalty  # gamma / 2, eq. 9
+            if self.auxiliary:
+                class_loss_real = self._class_loss(real_batch, cond)
+                d_loss = d_loss + class_loss_real
             self.d_optimizer.zero_grad(set_to_none=True)
             d_loss.backward()
             if self.d_monitor is not None:
@@ -176,6 +220,10 @@ class GANTrainer:
             diversity = mode_seeking_loss(fake_g[:half], fake_g[half : 2 * half], z[:half], z[half : 2 * half])
             g_loss = g_loss + self.mode_seeking * diversity
             stats["mode_seeking"] = diversity.item()
+        if self.auxiliary:
+            class_loss_fake = self._class_loss(fake_g, cond)
+            g_loss = g_loss + self.auxiliary * class_loss_fake
+            stats["class_real"], stats["class_fake"] = class_loss_real.item(), class_loss_fake.item()
         g_loss = check_finite(g_loss, "generator loss")
         self.g_optimizer.zero_grad(set_to_none=True)
         g_loss.backward()
@@ -204,15 +252,22 @@ class GANTrainer:
         return torch.cat(out)
 
     def state_dict(self) -> dict[str, Any]:
-        return {
+        state = {
             "generator": self.generator.state_dict(),
             "discriminator": self.discriminator.state_dict(),
             "g_optimizer": self.g_optimizer.state_dict(),
             "d_optimizer": self.d_optimizer.state_dict(),
         }
+        if self.classifier is not None:
+            state["classifier"] = self.classifier.state_dict()
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        if ("classifier" in state) != (self.classifier is not None):
+            raise ValueError("checkpoint and trainer disagree on the auxiliary classifier (trained with --auxiliary?)")
         self.generator.load_state_dict(state["generator"])
         self.discriminator.load_state_dict(state["discriminator"])
+        if self.classifier is not None:
+            self.classifier.load_state_dict(state["classifier"])
         self.g_optimizer.load_state_dict(state["g_optimizer"])
         self.d_optimizer.load_state_dict(state["d_optimizer"])
