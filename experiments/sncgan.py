@@ -66,6 +66,8 @@ class SNcGANConfig(RunConfig):
     g_norm_sees_z: bool = False
     # weight of an auxiliary classifier's cross-entropy in G's loss (after AC-GAN; beyond the SNcGAN paper); 0 = off
     auxiliary: float = 0.0
+    # the auxiliary classifier: discriminator (D's spectrally normalised trunk) | batchnorm (a batch-normalised CNN)
+    auxiliary_classifier: str = "discriminator"
     beta1: float = 0.5
     beta2: float = 0.999
     smooth_low: float = 0.9  # real targets ~ U[smooth_low, 1] (bce only)
@@ -270,6 +272,7 @@ def main(argv: list[str] | None = None) -> dict:
         g_conditional_norm=config.g_conditional_norm,
         g_norm_sees_z=config.g_norm_sees_z,
         auxiliary=config.auxiliary,
+        auxiliary_classifier=config.auxiliary_classifier,
         codec=train.codec,
         betas=(config.beta1, config.beta2),
         device=device,

@@ -73,15 +73,26 @@ def test_discriminator_steps_learning_rates_mode_seeking_and_r1_options():
         GANTrainer("sncgan", 3, 16, r1=-1.0)
 
 
-def test_auxiliary_classifier_learns_real_labels_and_enters_the_generator_loss(tmp_path):
+@pytest.mark.parametrize("architecture", ["discriminator", "batchnorm"])
+def test_auxiliary_classifier_learns_real_labels_and_enters_the_generator_loss(tmp_path, architecture):
     torch.manual_seed(0)
     generator = torch.Generator().manual_seed(0)
     codec = AttributeCodec({"level": ["dark", "bright"], "other": ["a", "b", "c"]})
     images, labels = _two_level_data(256, generator)
     labels = torch.cat([labels, torch.randint(3, (256, 1), generator=generator)], dim=1)
     y = codec.encode(labels)
-    trainer = GANTrainer("sncgan", codec.dim, 16, z_dim=4, g_width=4, d_width=4, lr=2e-3, auxiliary=0.5, codec=codec)
-    assert trainer.classifier(images[:2]).shape == (2, 2 + 3)
+    trainer = GANTrainer(
+        "sncgan",
+        codec.dim,
+        16,
+        z_dim=4,
+        g_width=4,
+        d_width=4,
+        lr=2e-3,
+        auxiliary=0.5,
+        auxiliary_classifier=architecture,
+        codec=codec,
+    )
     # The classifier is trained with D (its parameters are in D's optimiser), not by G's update.
     classifier_ids = {id(p) for p in trainer.classifier.parameters()}
     assert classifier_ids <= {id(p) for g in trainer.d_optimizer.param_groups for p in g["params"]}
@@ -94,6 +105,9 @@ def test_auxiliary_classifier_learns_real_labels_and_enters_the_generator_loss(t
     # log 2 + log 3 towards log 3.
     assert first["class_real"] == pytest.approx(math.log(2) + math.log(3), abs=0.1)
     assert last["class_real"] < math.log(3) + 0.2 and last["class_fake"] > 0
+    # Batch norm's statistics come from real batches only (one per step): fakes are judged in inference mode.
+    tracked = [int(m.num_batches_tracked) for m in trainer.classifier.modules() if hasattr(m, "num_batches_tracked")]
+    assert tracked == ([61] * 3 if architecture == "batchnorm" else [])
     save_checkpoint(tmp_path / "gan.pt", trainer.state_dict())
     plain = GANTrainer("sncgan", codec.dim, 16, z_dim=4, g_width=4, d_width=4)
     with pytest.raises(ValueError, match="auxiliary classifier"):
@@ -102,6 +116,8 @@ def test_auxiliary_classifier_learns_real_labels_and_enters_the_generator_loss(t
         GANTrainer("sngan", codec.dim, 16, auxiliary=1.0, codec=codec)
     with pytest.raises(ValueError, match="AttributeCodec"):
         GANTrainer("sncgan", codec.dim, 16, auxiliary=1.0)
+    with pytest.raises(ValueError, match="unknown auxiliary classifier"):
+        GANTrainer("sncgan", codec.dim, 16, auxiliary=1.0, auxiliary_classifier="resnet", codec=codec)
 
 
 def test_non_finite_loss_is_named():

@@ -6,8 +6,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from torch import nn
 
 from dreamlab.gan.conditioning import AttributeCodec
+from dreamlab.gan.evaluation import AttributeClassifier
 from dreamlab.gan.losses import (
     LOSSES,
     attribute_cross_entropy,
@@ -19,6 +21,9 @@ from dreamlab.gan.losses import (
 )
 from dreamlab.gan.networks import Discriminator, Generator
 from dreamlab.grad_monitor import GradientMonitor, check_finite
+
+# Architectures of the auxiliary classifier (GANTrainer's ``auxiliary_classifier``).
+AUXILIARY_CLASSIFIERS = ("discriminator", "batchnorm")
 
 
 @dataclass(frozen=True)
@@ -60,12 +65,15 @@ class GANTrainer:
     D), ``g_conditional_norm=False`` (y enters G with z only), ``g_norm_sees_z`` (G's norms conditioned on [y, z]) and
     ``auxiliary`` (weight of an auxiliary-classifier term in G's loss; needs the ``codec`` of the attributes).
 
-    The auxiliary classifier (after AC-GAN, Odena et al., 2017) is a second spectrally normalised trunk of D's
-    architecture with one softmax per attribute, trained on real images only, updated with D; G is asked to make
-    images it classifies as their condition. It is a network of its own rather than a head on D because the concat D's
-    features see y after the first layer: a head on them could read the label instead of the image. It learns from
-    real images only: trained on generated ones too (AC-GAN's L_C), it and G can agree on images that are easy to
-    classify rather than realistic (Gong et al., 2019, "Twin Auxiliary Classifiers GAN", sec. 3).
+    The auxiliary classifier (after AC-GAN, Odena et al., 2017) has one softmax per attribute, is trained on real
+    images only and updated with D; G is asked to make images it classifies as their condition. It is a network of
+    its own rather than a head on D because the concat D's features see y after the first layer: a head on them could
+    read the label instead of the image. It learns from real images only: trained on generated ones too (AC-GAN's
+    L_C), it and G can agree on images that are easy to classify rather than realistic (Gong et al., 2019, "Twin
+    Auxiliary Classifiers GAN", sec. 3). ``auxiliary_classifier`` picks its architecture: ``discriminator`` (D's
+    trunk, spectrally normalised like D) or ``batchnorm`` (the batch-normalised CNN of ``AttributeClassifier``, of
+    width ``d_width``, its own weights; it judges G's images with the running statistics of real ones), which learns
+    the sprites' shapes far faster (docs/gan.md).
     """
 
     def __init__(
@@ -88,6 +96,7 @@ class GANTrainer:
         g_conditional_norm: bool = True,
         g_norm_sees_z: bool = False,
         auxiliary: float = 0.0,
+        auxiliary_classifier: str = "discriminator",
         codec: AttributeCodec | None = None,
         betas: tuple[float, float] = (0.5, 0.999),
         device: torch.device | str = "cpu",
@@ -110,6 +119,10 @@ class GANTrainer:
             raise ValueError(
                 "the auxiliary classifier needs a conditional variant and the AttributeCodec of its cond_dim attributes"
             )
+        if auxiliary_classifier not in AUXILIARY_CLASSIFIERS:
+            raise ValueError(
+                f"unknown auxiliary classifier {auxiliary_classifier!r}; choose from {AUXILIARY_CLASSIFIERS}"
+            )
         self.auxiliary, self.codec = auxiliary, codec
         self.loss, self.label_smoothing = loss, label_smoothing
         self.cond_dim = cond_dim if self.spec.conditional else 0
@@ -126,8 +139,11 @@ class GANTrainer:
             spectral=self.spec.spectral,
             batchnorm=self.spec.d_batchnorm,
         )
-        self.classifier = (
-            Discriminator(
+        self.classifier: nn.Module | None = None
+        if auxiliary and auxiliary_classifier == "batchnorm":
+            self.classifier = AttributeClassifier(codec.sizes, channels, width=d_width)
+        elif auxiliary:
+            self.classifier = Discriminator(
                 0,
                 image_size,
                 channels,
@@ -136,9 +152,6 @@ class GANTrainer:
                 spectral=self.spec.spectral,
                 outputs=sum(codec.sizes),
             )
-            if auxiliary
-            else None
-        )
         self.generator.to(self.device, dtype)
         self.discriminator.to(self.device, dtype)
         d_parameters = list(self.discriminator.parameters())
@@ -156,7 +169,9 @@ class GANTrainer:
 
     def _class_loss(self, images: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         """The auxiliary classifier's cross-entropy for ``images`` against the attributes encoded in ``cond``."""
-        logits = torch.split(self.classifier(images), self.codec.sizes, dim=1)
+        logits = self.classifier(images)
+        if isinstance(self.classifier, Discriminator):  # one flat row of logits; AttributeClassifier splits its own
+            logits = torch.split(logits, self.codec.sizes, dim=1)
         return attribute_cross_entropy(logits, self.codec.decode(cond))
 
     def sample_z(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -221,6 +236,8 @@ class GANTrainer:
             g_loss = g_loss + self.mode_seeking * diversity
             stats["mode_seeking"] = diversity.item()
         if self.auxiliary:
+            if isinstance(self.classifier, AttributeClassifier):
+                self.classifier.eval()  # batch norm: fakes are judged with real images' statistics, not their own
             class_loss_fake = self._class_loss(fake_g, cond)
             g_loss = g_loss + self.auxiliary * class_loss_fake
             stats["class_real"], stats["class_fake"] = class_loss_real.item(), class_loss_fake.item()
