@@ -70,7 +70,7 @@ class GANTrainer:
     its own rather than a head on D because the concat D's features see y after the first layer: a head on them could
     read the label instead of the image. It learns from real images only: trained on generated ones too (AC-GAN's
     L_C), it and G can agree on images that are easy to classify rather than realistic (Gong et al., 2019, "Twin
-    Auxiliary Classifiers GAN", sec. 3). ``auxiliary_classifier`` picks its architecture: ``discriminator`` (D's
+    Auxiliary Classifiers GAN"). ``auxiliary_classifier`` picks its architecture: ``discriminator`` (D's
     trunk, spectrally normalised like D) or ``batchnorm`` (the batch-normalised CNN of ``AttributeClassifier``, of
     width ``d_width``, its own weights; it judges G's images with the running statistics of real ones), which learns
     the sprites' shapes far faster (docs/gan.md).
