@@ -33,6 +33,7 @@ from dreamlab.results import CurveLog, StageTimer, write_result
 from dreamlab.runtime import resolve_device, resolve_dtype, seed_everything, set_threads
 
 DEFAULT_SPRITE_BACKGROUND = 128
+DEFAULT_SPRITE_ROTATION = 360.0
 
 
 @dataclasses.dataclass
@@ -48,6 +49,9 @@ class SNcGANConfig(RunConfig):
     # Grey level 0-255 behind the sprites (data=sprites). Mid-grey keeps the background in tanh's linear range; on
     # black (-1, tanh's saturated end, 94% of the pixels) every variant collapsed to blank images (docs/gan.md).
     sprite_background: int = DEFAULT_SPRITE_BACKGROUND
+    # Range of the sprites' random orientation in degrees (data=sprites): 360 turns them every way, 0 keeps them
+    # upright. Every D tried learns rotated shapes too slowly to teach them to G (docs/gan.md).
+    sprite_rotation: float = DEFAULT_SPRITE_ROTATION
     held_out: float = 0.1  # fraction kept from GAN and classifier training, used for evaluation
     image_size: int = 32  # sprites are rendered at 64x64 and area-resampled to this size
     z_dim: int = 64
@@ -123,9 +127,10 @@ def load_data(config: SNcGANConfig) -> LabelledImages:
         if not 0 <= config.sprite_background <= 255:
             raise ValueError(f"sprite_background must be a grey level in 0..255, got {config.sprite_background}")
         background = (config.sprite_background,) * 3
-        return LabelledImages.from_dataset(
-            ColouredSprites(config.n_images, seed=config.seed, size=64, background=background), config.image_size
+        sprites = ColouredSprites(
+            config.n_images, seed=config.seed, size=64, background=background, rotation=config.sprite_rotation
         )
+        return LabelledImages.from_dataset(sprites, config.image_size)
     if config.data == "folder":
         if not config.data_root:
             raise ValueError("--data folder needs --data_root (a folder of images) and --attributes (its label table)")
@@ -137,11 +142,15 @@ def load_data(config: SNcGANConfig) -> LabelledImages:
 
 
 def data_name(config: SNcGANConfig, *, explicit_background: bool = False) -> str:
-    """Names runs and the cached judge; a non-default sprite background (or any, when explicit) is part of it."""
+    """Names runs and the cached judge: a non-default sprite background (or any, when explicit) and a non-default
+    rotation range are part of it."""
     if config.data == "sprites":
+        name = "sprites"
         if explicit_background or config.sprite_background != DEFAULT_SPRITE_BACKGROUND:
-            return f"sprites_bg{config.sprite_background}"
-        return "sprites"
+            name += f"_bg{config.sprite_background}"
+        if config.sprite_rotation != DEFAULT_SPRITE_ROTATION:
+            name += f"_rot{config.sprite_rotation:g}"
+        return name
     return Path(config.data_root.rstrip("/")).name or "folder"
 
 

@@ -9,9 +9,10 @@ conditional generator honours its condition:
 - ``size``: small, medium, large (disjoint half-size bands)
 - ``x_position`` / ``y_position``: left, centre, right / top, middle, bottom (centres jittered within disjoint bands)
 
-Orientation is a nuisance factor drawn uniformly in [0, 2*pi) and recorded in ``factors`` with the continuous
-size and position. Shapes are binary-rasterised (see ``dreamlab.data.shapes``), so every foreground pixel has
-exactly the labelled colour. All draws come from ``numpy.random.default_rng(seed)``: same seed, same images.
+Orientation is a nuisance factor drawn uniformly in [0, ``rotation`` degrees) (all of [0, 2*pi) by default; 0 keeps
+every sprite upright) and recorded in ``factors`` with the continuous size and position. Shapes are
+binary-rasterised (see ``dreamlab.data.shapes``), so every foreground pixel has exactly the labelled colour. All
+draws come from ``numpy.random.default_rng(seed)``: same seed, same images.
 """
 
 from __future__ import annotations
@@ -53,11 +54,20 @@ class ColouredSprites(LabelledImages):
 
     binary_attributes = frozenset()
 
-    def __init__(self, n: int, seed: int = 0, size: int = 64, background: tuple[int, int, int] = (0, 0, 0)) -> None:
+    def __init__(
+        self,
+        n: int,
+        seed: int = 0,
+        size: int = 64,
+        background: tuple[int, int, int] = (0, 0, 0),
+        rotation: float = 360.0,
+    ) -> None:
         if n < 0:
             raise ValueError(f"n must be >= 0, got {n}")
         if size < 16:
             raise ValueError(f"image size must be at least 16 pixels, got {size}")
+        if not 0.0 <= rotation <= 360.0:
+            raise ValueError(f"rotation must be a range of degrees in [0, 360], got {rotation}")
         background = tuple(int(c) for c in background)
         if len(background) != 3 or not all(0 <= c <= 255 for c in background):
             raise ValueError(f"background must be an RGB triple of 0..255, got {background}")
@@ -82,7 +92,8 @@ class ColouredSprites(LabelledImages):
         centres = np.asarray(_POSITION_CENTRES)
         self.factors = {
             "half_size": pixel * rng.uniform(bands[:, 0], bands[:, 1]),
-            "orientation": rng.uniform(0.0, 2.0 * np.pi, n),
+            # Scaling the same uniform draws keeps every other factor (and image) identical across rotation ranges.
+            "orientation": np.deg2rad(rotation) * rng.uniform(0.0, 1.0, n),
             "centre_x": pixel * (centres[self.attributes["x_position"]] + rng.uniform(-1, 1, n) * _POSITION_JITTER),
             "centre_y": pixel * (centres[self.attributes["y_position"]] + rng.uniform(-1, 1, n) * _POSITION_JITTER),
         }
