@@ -84,12 +84,17 @@ class SNcGANConfig(RunConfig):
     checkpoint_every: int = 250
     log_every: int = 25
 
+    # Budgets, and the judge's settings: the judge only evaluates, so a finished run may be judged again by another.
     RESUMABLE_FIELDS: ClassVar[tuple[str, ...]] = (
         "steps",
         "eval_every",
         "checkpoint_every",
         "log_every",
         "max_train_minutes",
+        "eval_during",
+        "classifier_epochs",
+        "classifier_batch_size",
+        "classifier_lr",
     )
 
 

@@ -77,3 +77,21 @@ def test_other_sizes_and_backgrounds():
     assert np.all(small.images[:, 0, 0] == 40)
     with pytest.raises(ValueError, match="equals a sprite colour"):
         ColouredSprites(5, background=(255, 0, 0))
+
+
+def test_rotation_range_changes_only_orientation(sprites):
+    upright = ColouredSprites(600, seed=7, rotation=0.0)
+    np.testing.assert_array_equal(upright.factors["orientation"], 0.0)
+    for name in sprites.attributes:
+        np.testing.assert_array_equal(upright.attributes[name], sprites.attributes[name])
+    for factor in ("half_size", "centre_x", "centre_y"):
+        np.testing.assert_array_equal(upright.factors[factor], sprites.factors[factor])
+    # An upright square is axis-aligned: its mask fills its bounding box exactly.
+    square = np.flatnonzero(upright.attributes["shape"] == 0)[0]
+    r, c = np.nonzero(np.any(upright.images[square] != 0, axis=-1))
+    assert len(r) == (r.max() - r.min() + 1) * (c.max() - c.min() + 1)
+    quarter = ColouredSprites(600, seed=7, rotation=90.0).factors["orientation"]
+    np.testing.assert_allclose(quarter, sprites.factors["orientation"] / 4)
+    for bad in (-1.0, 361.0):
+        with pytest.raises(ValueError, match="rotation"):
+            ColouredSprites(5, rotation=bad)
