@@ -28,7 +28,7 @@ from dreamlab.gan.evaluation import (
     train_attribute_classifier,
 )
 from dreamlab.gan.plots import curves_figure, labelled_grid
-from dreamlab.gan.training import VARIANTS, GANTrainer
+from dreamlab.gan.training import VARIANTS, GANTrainer, linear_decay
 from dreamlab.results import CurveLog, StageTimer, write_result
 from dreamlab.runtime import resolve_device, resolve_dtype, seed_everything, set_threads
 
@@ -60,6 +60,8 @@ class SNcGANConfig(RunConfig):
     batch_size: int = 64
     steps: int = 3000  # D/G update pairs
     lr: float = 2e-4  # Adam learning rate of G (and of D unless d_lr is given)
+    # from this step on, G's and D's learning rates fall linearly to 0 at `steps` (SN-GAN's reference schedule); 0 = off
+    lr_decay_start: int = 0
     d_lr: float | None = None  # D's learning rate when it differs from G's (two time-scale update rule)
     d_steps: int = 1  # D updates per G update (n_dis), each on a fresh real batch
     mode_seeking: float = 0.0  # weight of the mode-seeking term (Mao et al., 2019) in G's loss; 0 = off
@@ -84,9 +86,11 @@ class SNcGANConfig(RunConfig):
     checkpoint_every: int = 250
     log_every: int = 25
 
-    # Budgets, and the judge's settings: the judge only evaluates, so a finished run may be judged again by another.
+    # Budgets and the decay schedule (a run may be continued with a decay), and the judge's settings: the judge only
+    # evaluates, so a finished run may be judged again by another.
     RESUMABLE_FIELDS: ClassVar[tuple[str, ...]] = (
         "steps",
+        "lr_decay_start",
         "eval_every",
         "checkpoint_every",
         "log_every",
@@ -256,6 +260,10 @@ def main(argv: list[str] | None = None) -> dict:
     config = parse_config(SNcGANConfig, PRESETS, argv, description=__doc__)
     if config.variant not in VARIANTS:
         raise ValueError(f"unknown variant {config.variant!r}; choose from {sorted(VARIANTS)}")
+    if not 0 <= config.lr_decay_start < config.steps:
+        raise ValueError(
+            f"lr_decay_start must be 0 (off) or a step before steps={config.steps}, got {config.lr_decay_start}"
+        )
     suffix = "" if config.preset == "fast" else f"_{config.preset}"
     name = config.name or f"{config.variant}_{data_name(config)}{suffix}"
     run_dir = Path(config.run_dir or f"runs/gan/{name}")
@@ -312,6 +320,10 @@ def main(argv: list[str] | None = None) -> dict:
             print(f"stopping at step {step}: {config.max_train_minutes} training minutes used (resumable)")
             checkpoint()
             break
+        # Set every step, so a checkpoint's restored (possibly decayed) learning rate never outlives the schedule.
+        trainer.scale_learning_rates(
+            linear_decay(step, config.lr_decay_start, config.steps) if config.lr_decay_start else 1
+        )
         with timer.stage("train"):
             index = torch.randint(len(train), (config.batch_size * config.d_steps,), generator=generator)
             stats = trainer.step(train.images[index], y_train[index], generator)

@@ -50,6 +50,17 @@ VARIANTS: dict[str, VariantSpec] = {
 }
 
 
+def linear_decay(step: int, start: int, end: int) -> float:
+    """Learning-rate factor: 1 until ``start``, then falling linearly to 0 at ``end``.
+
+    The schedule of the SN-GAN / projection-discriminator reference code (Chainer's ``LinearShift`` of Adam's alpha
+    from ``iteration_decay_start`` to the last iteration, for G and D alike).
+    """
+    if not 0 <= start < end:
+        raise ValueError(f"learning-rate decay needs 0 <= start < end, got start {start}, end {end}")
+    return 1.0 if step < start else max(0.0, (end - step) / (end - start))
+
+
 def variant_spec(variant: str) -> VariantSpec:
     try:
         return VARIANTS[variant]
@@ -158,11 +169,20 @@ class GANTrainer:
         if self.classifier is not None:
             self.classifier.to(self.device, dtype)
             d_parameters += list(self.classifier.parameters())
-        self.g_optimizer = torch.optim.Adam(self.generator.parameters(), lr=lr, betas=betas)
         # d_lr != lr is the two time-scale update rule (Heusel et al., 2017); None keeps one learning rate.
-        self.d_optimizer = torch.optim.Adam(d_parameters, lr=lr if d_lr is None else d_lr, betas=betas)
+        self.base_lrs = (lr, lr if d_lr is None else d_lr)
+        self.g_optimizer = torch.optim.Adam(self.generator.parameters(), lr=self.base_lrs[0], betas=betas)
+        self.d_optimizer = torch.optim.Adam(d_parameters, lr=self.base_lrs[1], betas=betas)
         self.g_monitor = GradientMonitor(self.generator) if log_grads else None
         self.d_monitor = GradientMonitor(self.discriminator) if log_grads else None
+
+    def scale_learning_rates(self, factor: float) -> None:
+        """Set G's and D's learning rates to ``factor`` times the ones they were built with (for a schedule)."""
+        if not factor >= 0:
+            raise ValueError(f"learning-rate factor must be >= 0, got {factor}")
+        for optimizer, base in zip((self.g_optimizer, self.d_optimizer), self.base_lrs, strict=True):
+            for group in optimizer.param_groups:
+                group["lr"] = base * factor
 
     def _condition(self, y: torch.Tensor | None) -> torch.Tensor | None:
         return y.to(self.device, self.dtype) if self.spec.conditional else None
