@@ -53,3 +53,5 @@ def test_finished_sncgan_run_can_be_judged_again_but_not_retrained_differently(t
     assert (tmp_path / "results" / "gan" / "sncgan_sprites_rot0_smoke_losses.csv").read_text() == losses
     with pytest.raises(CheckpointError, match=r"lr: 0.0002 -> 0.001"):
         main([*common, "--lr", "1e-3"])
+    with pytest.raises(ValueError, match="lr_decay_start"):  # a decay must start before the last step
+        main([*common, "--lr_decay_start", "10"])

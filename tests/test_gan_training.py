@@ -8,7 +8,7 @@ import torch
 from dreamlab.checkpoint import load_checkpoint, save_checkpoint
 from dreamlab.gan.conditioning import AttributeCodec
 from dreamlab.gan.data import LabelledImages, images_to_tensor, tensor_to_images
-from dreamlab.gan.training import GANTrainer
+from dreamlab.gan.training import GANTrainer, linear_decay
 from dreamlab.grad_monitor import NonFiniteLossError
 
 
@@ -71,6 +71,21 @@ def test_discriminator_steps_learning_rates_mode_seeking_and_r1_options():
     assert regularised.step(x, y)["r1"] > 0 and "r1" not in trainer.step(x, y)
     with pytest.raises(ValueError, match="r1"):
         GANTrainer("sncgan", 3, 16, r1=-1.0)
+
+
+def test_linear_learning_rate_decay_scales_both_optimisers_from_their_own_rates():
+    assert [linear_decay(step, 10, 20) for step in (0, 9, 10, 15, 19, 20, 25)] == [1, 1, 1, 0.5, 0.1, 0, 0]
+    for start, end in ((10, 10), (-1, 5), (12, 10)):
+        with pytest.raises(ValueError, match="decay"):
+            linear_decay(0, start, end)
+    trainer = GANTrainer("sncgan", 3, 16, z_dim=4, g_width=4, d_width=4, lr=1e-4, d_lr=4e-4)
+    trainer.scale_learning_rates(0.25)
+    assert trainer.g_optimizer.param_groups[0]["lr"] == pytest.approx(2.5e-5)
+    assert trainer.d_optimizer.param_groups[0]["lr"] == pytest.approx(1e-4)
+    trainer.scale_learning_rates(1.0)  # back to the rates it was built with, not a product of factors
+    assert trainer.d_optimizer.param_groups[0]["lr"] == pytest.approx(4e-4)
+    with pytest.raises(ValueError, match="factor"):
+        trainer.scale_learning_rates(float("nan"))
 
 
 @pytest.mark.parametrize("architecture", ["discriminator", "batchnorm"])
