@@ -3,17 +3,24 @@
 Every experiment defines ``@dataclass class XConfig(RunConfig)`` and a ``PRESETS`` dict mapping preset names
 (at least ``smoke``, ``fast`` and ``paper``) to field overrides. ``parse_config`` turns that pair into a CLI:
 ``--preset NAME`` picks the base values, then any field can be overridden as ``--field value``.
+
+Validation happens before any work: a ``Literal[...]`` field accepts only its choices, every float field must be
+finite, and a config's ``validate`` method checks ranges and combinations. Each failure is a
+:class:`dreamlab.runs.UserError` naming the field, which :func:`dreamlab.runs.cli` prints as one line (exit code 2).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import sys
 import types
 import typing
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
+
+from dreamlab.runs import UserError
 
 REQUIRED_PRESETS = ("smoke", "fast", "paper")
 
@@ -35,6 +42,45 @@ class RunConfig:
     # Fields that may change when a run resumes from its checkpoint (budgets, typically).
     RESUMABLE_FIELDS: ClassVar[tuple[str, ...]] = ()
 
+    def validate(self) -> None:
+        """Raise :class:`UserError` naming the first bad field. Subclasses extend this (calling ``super()``) with
+        their ranges and combinations; it runs before any work starts."""
+        non_negative(self, "seed", "threads")
+        choice(self, "dtype", ("float32", "float64"))
+        device = self.device.strip().lower()
+        if not (device in ("auto", "cpu", "cuda") or (device.startswith("cuda:") and device[5:].isdigit())):
+            raise UserError(f"--device {self.device!r} is not a device: use auto, cpu, cuda or cuda:N")
+
+
+def positive(config: Any, *names: str) -> None:
+    """Each named field must be > 0."""
+    for name in names:
+        value = getattr(config, name)
+        if not value > 0:
+            raise UserError(f"--{name} must be positive, got {value!r}")
+
+
+def non_negative(config: Any, *names: str) -> None:
+    """Each named field must be >= 0."""
+    for name in names:
+        value = getattr(config, name)
+        if not value >= 0:
+            raise UserError(f"--{name} must be >= 0, got {value!r}")
+
+
+def in_range(config: Any, name: str, low: float, high: float) -> None:
+    """``low <= field <= high``."""
+    value = getattr(config, name)
+    if not low <= value <= high:
+        raise UserError(f"--{name} must be in [{low}, {high}], got {value!r}")
+
+
+def choice(config: Any, name: str, choices: Sequence[Any]) -> None:
+    """The field must be one of ``choices``."""
+    value = getattr(config, name)
+    if value not in choices:
+        raise UserError(f"--{name} {value!r} is not one of {', '.join(map(str, choices))}")
+
 
 C = TypeVar("C", bound=RunConfig)
 
@@ -47,25 +93,38 @@ def _field_types(cls: type) -> dict[str, Any]:
 def _check_presets(cls: type, presets: Mapping[str, Mapping[str, Any]]) -> None:
     missing = [p for p in REQUIRED_PRESETS if p not in presets]
     if missing:
-        raise ValueError(f"{cls.__name__} presets lack {missing}; every experiment needs {list(REQUIRED_PRESETS)}")
+        raise TypeError(f"{cls.__name__} presets lack {missing}; every experiment needs {list(REQUIRED_PRESETS)}")
     names = {f.name for f in dataclasses.fields(cls)}
     for preset, overrides in presets.items():
         unknown = sorted(set(overrides) - names)
         if unknown:
-            raise ValueError(f"preset {preset!r} of {cls.__name__} sets unknown field(s) {unknown}")
+            raise TypeError(f"preset {preset!r} of {cls.__name__} sets unknown field(s) {unknown}")
 
 
 def make_config(cls: type[C], presets: Mapping[str, Mapping[str, Any]], preset: str = "fast", **overrides: Any) -> C:
     """Build a config from a named preset plus overrides (the notebook and test entry point)."""
     _check_presets(cls, presets)
     if preset not in presets:
-        raise ValueError(f"unknown preset {preset!r}; choose from {sorted(presets)}")
+        raise UserError(f"unknown preset {preset!r}; choose from {', '.join(sorted(presets))}")
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(overrides) - names)
     if unknown:
-        raise ValueError(f"{cls.__name__} has no field(s) {unknown}; fields are {sorted(names)}")
+        raise UserError(f"{cls.__name__} has no field(s) {unknown}; fields are {sorted(names)}")
     values = {**presets[preset], **overrides, "preset": preset}
-    return cls(**values)
+    config = cls(**values)
+    check_fields(config)
+    config.validate()
+    return config
+
+
+def check_fields(config: Any) -> None:
+    """Every float field finite, every ``Literal`` field one of its choices (type-level checks of any config)."""
+    for name, annotation in _field_types(type(config)).items():
+        value = getattr(config, name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise UserError(f"--{name} must be a finite number, got {value!r}")
+        if typing.get_origin(annotation) is Literal and value not in typing.get_args(annotation):
+            raise UserError(f"--{name} {value!r} is not one of {', '.join(map(str, typing.get_args(annotation)))}")
 
 
 def _parse_bool(text: str) -> bool:
@@ -90,6 +149,8 @@ def _converter(annotation: Any):
         return lambda text: tuple(element(part) for part in text.split(",") if part)
     if annotation is bool:
         return _parse_bool
+    if typing.get_origin(annotation) is Literal:
+        return type(typing.get_args(annotation)[0])
     if annotation in (int, float, str):
         return annotation
     raise TypeError(f"unsupported config field type {annotation!r}")
@@ -103,7 +164,7 @@ def parse_config(
 ) -> C:
     """Parse ``--preset NAME --field value ...`` into a config; ``--help`` lists fields with their defaults."""
     _check_presets(cls, presets)
-    parser = argparse.ArgumentParser(description=description or cls.__doc__)
+    parser = _OneLineErrorParser(description=description or cls.__doc__)
     parser.add_argument("--preset", default="fast", choices=sorted(presets), help="named set of values (default fast)")
     types = _field_types(cls)
     defaults = cls()
@@ -120,16 +181,26 @@ def parse_config(
                 help=f"(class default {default_text})",
             )
         else:
+            literal = typing.get_origin(annotation) is Literal
             parser.add_argument(
                 f"--{field.name}",
                 type=_converter(annotation),
                 default=None,
-                metavar=field.name.upper(),
+                choices=typing.get_args(annotation) if literal else None,
+                metavar=field.name.upper() if not literal else None,
                 help=f"(class default {default_text!r})",
             )
     args = parser.parse_args(sys.argv[1:] if argv is None else list(argv))
     overrides = {k: v for k, v in vars(args).items() if k != "preset" and v is not None}
     return make_config(cls, presets, args.preset, **overrides)
+
+
+class _OneLineErrorParser(argparse.ArgumentParser):
+    """argparse, but a bad flag is one line (``error: ...``, exit 2) instead of a usage dump; ``--help`` is full."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        print(f"error: {message} (see --help)", file=sys.stderr)
+        raise SystemExit(2)
 
 
 def config_dict(config: RunConfig) -> dict[str, Any]:
