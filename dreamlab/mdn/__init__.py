@@ -2,6 +2,7 @@
 
 from dreamlab.mdn.head import MixtureDensityHead
 from dreamlab.mdn.mixture import (
+    Mixture,
     component_log_prob,
     mixture_log_prob,
     mixture_nll,
@@ -10,6 +11,7 @@ from dreamlab.mdn.mixture import (
 )
 
 __all__ = [
+    "Mixture",
     "MixtureDensityHead",
     "component_log_prob",
     "mixture_log_prob",

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from dreamlab.mdn.mixture import Mixture
+
 
 class MixtureDensityHead(nn.Module):
     """Maps features to mixture logits, means and log-scales.
@@ -35,11 +37,11 @@ class MixtureDensityHead(nn.Module):
         per_output = 3 * n_components if per_dimension else n_components * (1 + 2 * out_dim)
         self.linear = nn.Linear(in_features, out_dim * per_output if per_dimension else per_output)
 
-    def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(self, features: torch.Tensor) -> Mixture:
         return self.split(self.linear(features))
 
-    def split(self, out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(logits, mu, log_sigma) from the raw (..., linear.out_features) outputs of :attr:`linear`."""
+    def split(self, out: torch.Tensor) -> Mixture:
+        """The :class:`Mixture` (logits, mu, log_sigma) from the raw outputs of :attr:`linear`."""
         batch, k, d = out.shape[:-1], self.n_components, self.out_dim
         if self.per_dimension:
             logits, mu, log_sigma = out.view(*batch, d, 3, k).unbind(-2)
@@ -47,4 +49,4 @@ class MixtureDensityHead(nn.Module):
         else:
             logits, mu, log_sigma = out.split([k, k * d, k * d], dim=-1)
             mu, log_sigma = mu.reshape(*batch, k, d), log_sigma.reshape(*batch, k, d)
-        return logits, mu, log_sigma.clamp(self.min_log_sigma, self.max_log_sigma)
+        return Mixture(logits, mu, log_sigma.clamp(self.min_log_sigma, self.max_log_sigma))

@@ -10,11 +10,16 @@ targets far in the tails where every component density underflows to zero in lin
 
 World Models' M uses an independent mixture per latent dimension: the same functions with D = 1 and the latent
 dimension as an extra batch axis.
+
+A :class:`~dreamlab.mdn.MixtureDensityHead` returns a :class:`Mixture`, a named tuple ``(logits, mu, log_sigma)``:
+call its methods (``head(x).nll(y)``, ``head(x).sample(temperature)``) or unpack it into the functions below
+(``mixture_nll(*head(x), y)``).
 """
 
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -84,3 +89,27 @@ def most_likely_mean(logits: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"logits {tuple(logits.shape)} and mu {tuple(mu.shape)} do not match")
     index = logits.argmax(-1)[..., None, None].expand(*logits.shape[:-1], 1, mu.shape[-1])
     return mu.gather(-2, index).squeeze(-2)
+
+
+class Mixture(NamedTuple):
+    """A Gaussian mixture's parameters, as a head outputs them: logits (..., K), mu and log_sigma (..., K, D)."""
+
+    logits: torch.Tensor
+    mu: torch.Tensor
+    log_sigma: torch.Tensor
+
+    def log_prob(self, y: torch.Tensor) -> torch.Tensor:
+        """log p(y), shape (...)."""
+        return mixture_log_prob(self.logits, self.mu, self.log_sigma, y)
+
+    def nll(self, y: torch.Tensor) -> torch.Tensor:
+        """-log p(y) per sample (Bishop eq. 28), shape (...); reduce it as the caller needs."""
+        return mixture_nll(self.logits, self.mu, self.log_sigma, y)
+
+    def sample(self, temperature: float = 1.0, generator: torch.Generator | None = None) -> torch.Tensor:
+        """A draw y ~ p(y) at ``temperature`` (see :func:`sample_mixture`), shape (..., D)."""
+        return sample_mixture(self.logits, self.mu, self.log_sigma, temperature, generator)
+
+    def most_likely_mean(self) -> torch.Tensor:
+        """The mean of the heaviest component, shape (..., D)."""
+        return most_likely_mean(self.logits, self.mu)
