@@ -11,13 +11,17 @@ may be raised to train further).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
+import shutil
+from collections.abc import Mapping
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar, Literal
 
 import torch
 
 from dreamlab.checkpoint import Checkpointer, load_checkpoint, save_checkpoint
-from dreamlab.config import RunConfig, parse_config
+from dreamlab.config import RunConfig, config_dict, in_range, non_negative, parse_config, positive
 from dreamlab.figures import save_figure
 from dreamlab.gan.conditioning import attribute_sweep, slerp
 from dreamlab.gan.data import LabelledImages, tensor_to_images
@@ -28,8 +32,9 @@ from dreamlab.gan.evaluation import (
     train_attribute_classifier,
 )
 from dreamlab.gan.plots import curves_figure, labelled_grid
-from dreamlab.gan.training import VARIANTS, GANTrainer, linear_decay
+from dreamlab.gan.training import GANTrainer, linear_decay
 from dreamlab.results import CurveLog, StageTimer, write_result
+from dreamlab.runs import NonFiniteError, UserError, check_finite_module, cli, run_directory
 from dreamlab.runtime import resolve_device, resolve_dtype, seed_everything, set_threads
 
 DEFAULT_SPRITE_BACKGROUND = 128
@@ -40,9 +45,10 @@ DEFAULT_SPRITE_ROTATION = 360.0
 class SNcGANConfig(RunConfig):
     """A (conditional) GAN variant trained on labelled images and judged by an attribute classifier."""
 
-    variant: str = "sncgan"  # sncgan | cgan | sngan | dcgan | projection
-    loss: str = "bce"  # bce (one-sided label smoothing on real targets) | hinge
-    data: str = "sprites"  # sprites (embedded, rendered by dreamlab) | folder (image folder + attribute table)
+    variant: Literal["sncgan", "cgan", "sngan", "dcgan", "projection"] = "sncgan"
+    loss: Literal["bce", "hinge"] = "bce"  # bce (one-sided label smoothing on real targets) | hinge
+    # sprites (embedded, rendered by dreamlab) | folder (image folder + attribute table)
+    data: Literal["sprites", "folder"] = "sprites"
     data_root: str = ""  # folder of images (data=folder)
     attributes: str = ""  # attribute table inside data_root: list_attr_celeba.txt format or a CSV of labels
     n_images: int = 20000  # sprites to render (data=sprites)
@@ -73,7 +79,7 @@ class SNcGANConfig(RunConfig):
     # weight of an auxiliary classifier's cross-entropy in G's loss (after AC-GAN; beyond the SNcGAN paper); 0 = off
     auxiliary: float = 0.0
     # the auxiliary classifier: discriminator (D's spectrally normalised trunk) | batchnorm (a batch-normalised CNN)
-    auxiliary_classifier: str = "discriminator"
+    auxiliary_classifier: Literal["discriminator", "batchnorm"] = "discriminator"
     beta1: float = 0.5
     beta2: float = 0.999
     smooth_low: float = 0.9  # real targets ~ U[smooth_low, 1] (bce only)
@@ -100,6 +106,47 @@ class SNcGANConfig(RunConfig):
         "classifier_batch_size",
         "classifier_lr",
     )
+    # What the judge's weights depend on besides the images themselves (see judge_provenance).
+    JUDGE_FIELDS: ClassVar[tuple[str, ...]] = (
+        "seed",
+        "held_out",
+        "image_size",
+        "dtype",
+        "classifier_epochs",
+        "classifier_batch_size",
+        "classifier_lr",
+    )
+
+    def validate(self) -> None:
+        super().validate()
+        positive(self, "n_images", "z_dim", "g_width", "d_width", "batch_size", "steps", "lr", "d_steps")
+        positive(self, "classifier_epochs", "classifier_batch_size", "classifier_lr")
+        positive(self, "eval_every", "eval_during", "checkpoint_every", "log_every")
+        non_negative(self, "mode_seeking", "r1", "auxiliary", "max_train_minutes", "lr_decay_start")
+        if self.d_lr is not None:
+            positive(self, "d_lr")
+        if self.image_size < 8 or self.image_size & (self.image_size - 1):
+            raise UserError(f"--image_size must be a power of two >= 8, got {self.image_size}")
+        if not 0.0 < self.held_out < 1.0:
+            raise UserError(f"--held_out must be a fraction in (0, 1), got {self.held_out}")
+        in_range(self, "sprite_background", 0, 255)
+        in_range(self, "sprite_rotation", 0.0, 360.0)
+        in_range(self, "smooth_low", 0.0, 1.0)
+        for beta in ("beta1", "beta2"):
+            if not 0.0 <= getattr(self, beta) < 1.0:
+                raise UserError(f"--{beta} must be in [0, 1), got {getattr(self, beta)}")
+        if self.lr_decay_start and self.lr_decay_start >= self.steps:
+            raise UserError(
+                f"--lr_decay_start must be 0 (off) or a step before --steps {self.steps}, got {self.lr_decay_start}"
+            )
+        if self.mode_seeking and self.batch_size < 2:
+            raise UserError("--mode_seeking compares pairs of samples: it needs --batch_size >= 2")
+        if self.auxiliary and self.variant not in ("sncgan", "cgan", "projection"):
+            raise UserError(f"--auxiliary needs a conditional variant (sncgan, cgan, projection), not {self.variant}")
+        if self.variant in ("sncgan", "cgan") and self.image_size < 16:
+            raise UserError(f"--variant {self.variant} concatenates y after a convolution: --image_size must be >= 16")
+        if self.data == "folder" and not Path(self.data_root).is_dir():
+            raise UserError(f"--data folder needs --data_root, an existing folder of images; got {self.data_root!r}")
 
 
 PRESETS = {
@@ -133,29 +180,22 @@ def load_data(config: SNcGANConfig) -> LabelledImages:
     if config.data == "sprites":
         from dreamlab.data.sprites import ColouredSprites
 
-        if not 0 <= config.sprite_background <= 255:
-            raise ValueError(f"sprite_background must be a grey level in 0..255, got {config.sprite_background}")
         background = (config.sprite_background,) * 3
         sprites = ColouredSprites(
             config.n_images, seed=config.seed, size=64, background=background, rotation=config.sprite_rotation
         )
         return LabelledImages.from_dataset(sprites, config.image_size)
-    if config.data == "folder":
-        if not config.data_root:
-            raise ValueError("--data folder needs --data_root (a folder of images) and --attributes (its label table)")
-        from dreamlab.data.images import ImageFolder
+    from dreamlab.data.images import ImageFolder
 
-        folder = ImageFolder(config.data_root, config.image_size, attributes=config.attributes or None)
-        return LabelledImages.from_dataset(folder, config.image_size)
-    raise ValueError(f"unknown data {config.data!r}; choose sprites or folder")
+    folder = ImageFolder(config.data_root, config.image_size, attributes=config.attributes or None)
+    return LabelledImages.from_dataset(folder, config.image_size)
 
 
-def data_name(config: SNcGANConfig, *, explicit_background: bool = False) -> str:
-    """Names runs and the cached judge: a non-default sprite background (or any, when explicit) and a non-default
-    rotation range are part of it."""
+def data_name(config: SNcGANConfig) -> str:
+    """Names runs: a non-default sprite background and a non-default rotation range are part of it."""
     if config.data == "sprites":
         name = "sprites"
-        if explicit_background or config.sprite_background != DEFAULT_SPRITE_BACKGROUND:
+        if config.sprite_background != DEFAULT_SPRITE_BACKGROUND:
             name += f"_bg{config.sprite_background}"
         if config.sprite_rotation != DEFAULT_SPRITE_ROTATION:
             name += f"_rot{config.sprite_rotation:g}"
@@ -163,21 +203,116 @@ def data_name(config: SNcGANConfig, *, explicit_background: bool = False) -> str
     return Path(config.data_root.rstrip("/")).name or "folder"
 
 
-def get_classifier(
-    config: SNcGANConfig, train: LabelledImages, held: LabelledImages, device: torch.device, dtype: torch.dtype
-) -> tuple[AttributeClassifier, dict[str, float]]:
-    """The judge, trained once per dataset/split and shared by every variant so their metrics are comparable."""
-    key = (
-        f"{data_name(config, explicit_background=True)}_n{len(train) + len(held)}"
-        f"_s{config.image_size}_seed{config.seed}"
-        f"_e{config.classifier_epochs}_b{config.classifier_batch_size}_lr{config.classifier_lr:g}"
+def fingerprint(values: Mapping[str, Any]) -> str:
+    """A short digest of JSON-ready values: names a cached artefact by everything it was computed from."""
+    return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def data_digest(*parts: torch.Tensor) -> str:
+    """A digest of the tensors' bytes: the judge depends on the exact images and split, however they were made."""
+    digest = hashlib.sha256()
+    for tensor in parts:
+        digest.update(str((tuple(tensor.shape), tensor.dtype)).encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def judge_provenance(config: SNcGANConfig, train: LabelledImages, held: LabelledImages) -> dict[str, Any]:
+    """Everything the judge's weights and its held-out accuracy depend on: its settings and the split's images."""
+    settings = {field: getattr(config, field) for field in SNcGANConfig.JUDGE_FIELDS}
+    return {**settings, "data": data_digest(train.images, train.labels, held.images, held.labels)}
+
+
+class Snapshots:
+    """Generator snapshots of one run, each carrying the step and the training config that produced it.
+
+    Snapshots are judged after training, so they outlive the process that wrote them. A fresh start (no checkpoint)
+    discards every earlier snapshot and a resumed run those beyond its checkpoint's step: a snapshot evaluated is
+    always one this run's own training history wrote. Loading checks each snapshot's recorded config and refuses,
+    naming the fields, one written under another (a file copied in by hand, or left by an older dreamlab).
+    """
+
+    # Fields that do not change what G learns (budgets, schedules that may be extended, evaluation, paths).
+    IGNORED_FIELDS = frozenset(
+        {*SNcGANConfig.RESUMABLE_FIELDS, "name", "device", "run_dir", "results_dir", "log_grads", "threads"}
     )
-    path = Path("runs/gan/classifiers") / f"{key}.pt"
-    classifier = AttributeClassifier(train.codec.sizes).to(device, dtype)
+
+    def __init__(self, folder: Path, config: SNcGANConfig):
+        self.folder = folder
+        self.config = {k: v for k, v in config_dict(config).items() if k not in self.IGNORED_FIELDS}
+
+    def _paths(self) -> list[tuple[int, Path]]:
+        return sorted((int(path.stem.split("_")[1]), path) for path in self.folder.glob("generator_*.pt"))
+
+    def discard_after(self, step: int) -> None:
+        """Delete the snapshots of steps after ``step`` (all of them for a fresh start, step 0)."""
+        if step == 0 and self.folder.is_dir():
+            shutil.rmtree(self.folder)
+            return
+        for snapshot_step, path in self._paths():
+            if snapshot_step > step:
+                path.unlink()
+
+    def save(self, step: int, generator: torch.nn.Module) -> None:
+        path = self.folder / f"generator_{step:07d}.pt"
+        save_checkpoint(path, {"generator": generator.state_dict(), "step": step, "config": self.config})
+
+    def load_all(self, last_step: int) -> list[tuple[int, dict[str, torch.Tensor]]]:
+        """(step, generator weights) of every snapshot up to ``last_step``, in order; each checked finite."""
+        loaded = []
+        for step, path in self._paths():
+            if step > last_step:
+                continue
+            saved = load_checkpoint(path)
+            if "config" not in saved:
+                raise UserError(f"snapshot {path} records no config (an older dreamlab wrote it); delete {self.folder}")
+            differing = sorted(k for k in self.config if saved["config"].get(k) != self.config[k])
+            if differing or saved["step"] != step:
+                details = ", ".join(f"{k}: {saved['config'].get(k)!r} -> {self.config[k]!r}" for k in differing)
+                reason = details or f"step {saved['step']}"
+                raise UserError(f"snapshot {path} was written by another run ({reason}); delete {self.folder}")
+            weights = saved["generator"]
+            for key, tensor in weights.items():
+                if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+                    raise NonFiniteError(f"snapshot {path}: {key} holds NaN or infinite values; delete the file")
+            loaded.append((step, weights))
+        return loaded
+
+
+def check_gan_finite(trainer: GANTrainer, when: str) -> None:
+    """Stop on NaN or infinite weights in G, D or the auxiliary classifier (after loading, after training)."""
+    check_finite_module(trainer.generator, f"generator of {when}")
+    check_finite_module(trainer.discriminator, f"discriminator of {when}")
+    if trainer.classifier is not None:
+        check_finite_module(trainer.classifier, f"auxiliary classifier of {when}")
+
+
+def get_classifier(
+    config: SNcGANConfig,
+    train: LabelledImages,
+    held: LabelledImages,
+    device: torch.device,
+    dtype: torch.dtype,
+    folder: Path,
+) -> tuple[AttributeClassifier, dict[str, float]]:
+    """The judge, cached in ``folder`` (the run's own) under a fingerprint of everything it depends on.
+
+    It is trained from its own seed, so every variant run on the same data and split gets the same judge and their
+    metrics stay comparable without sharing a file between runs. A cached judge whose recorded provenance differs
+    from this run's (a damaged or hand-copied file) is retrained, never reused.
+    """
+    provenance = judge_provenance(config, train, held)
+    path = folder / f"judge_{fingerprint(provenance)}.pt"
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed + 6)  # its own initial weights, whatever the GAN drew before
+        classifier = AttributeClassifier(train.codec.sizes).to(device, dtype)
     if path.is_file():
         saved = load_checkpoint(path)
-        classifier.load_state_dict(saved["model"])
-        return classifier, saved["held_out_accuracy"]
+        if saved.get("provenance") == provenance:
+            classifier.load_state_dict(saved["model"])
+            check_finite_module(classifier, f"judge {path}")
+            return classifier, saved["held_out_accuracy"]
+        print(f"{path} was trained on other data or settings: retraining the judge")
     generator = torch.Generator().manual_seed(config.seed + 7)
     losses = train_attribute_classifier(
         classifier,
@@ -188,8 +323,10 @@ def get_classifier(
         lr=config.classifier_lr,
         generator=generator,
     )
+    check_finite_module(classifier, "judge after training")
     accuracy = attribute_accuracy(classifier, held.images.to(device, dtype), held.labels, held.codec)
-    save_checkpoint(path, {"model": classifier.state_dict(), "held_out_accuracy": accuracy, "losses": losses})
+    state = {"model": classifier.state_dict(), "held_out_accuracy": accuracy, "losses": losses}
+    save_checkpoint(path, {**state, "provenance": provenance})
     return classifier, accuracy
 
 
@@ -256,17 +393,18 @@ def save_figures(
     save_figure(fig, out / f"{name}_fid.png")
 
 
+@cli
 def main(argv: list[str] | None = None) -> dict:
     config = parse_config(SNcGANConfig, PRESETS, argv, description=__doc__)
-    if config.variant not in VARIANTS:
-        raise ValueError(f"unknown variant {config.variant!r}; choose from {sorted(VARIANTS)}")
-    if not 0 <= config.lr_decay_start < config.steps:
-        raise ValueError(
-            f"lr_decay_start must be 0 (off) or a step before steps={config.steps}, got {config.lr_decay_start}"
-        )
     suffix = "" if config.preset == "fast" else f"_{config.preset}"
     name = config.name or f"{config.variant}_{data_name(config)}{suffix}"
     run_dir = Path(config.run_dir or f"runs/gan/{name}")
+    with run_directory(run_dir, Path(config.results_dir) / "gan"):
+        return run(config, name, run_dir)
+
+
+def run(config: SNcGANConfig, name: str, run_dir: Path) -> dict:
+    """Train (or resume) the GAN in ``run_dir``, judge its snapshots and write the result named ``name``."""
     set_threads(config.threads)
     seed_everything(config.seed)
     device, dtype = resolve_device(config.device), resolve_dtype(config.dtype)
@@ -307,7 +445,10 @@ def main(argv: list[str] | None = None) -> dict:
     resumable = {"trainer": trainer, "generator": generator, "losses": losses, "timer": timer}
     step = checkpointer.restore_objects(resumable)
     if step:
+        check_gan_finite(trainer, f"checkpoint {checkpointer.path}")
         print(f"resumed {name} at step {step} from {checkpointer.path}")
+    snapshots = Snapshots(run_dir / "snapshots", config)
+    snapshots.discard_after(step)
 
     def checkpoint() -> None:
         checkpointer.save_objects(resumable, step)
@@ -335,21 +476,21 @@ def main(argv: list[str] | None = None) -> dict:
             window = {}
         if step % config.eval_every == 0:
             # Snapshots of G, judged after training: training never waits for (or depends on) the classifier.
-            save_checkpoint(run_dir / "snapshots" / f"generator_{step:07d}.pt", trainer.generator.state_dict())
+            snapshots.save(step, trainer.generator)
             print(f"step {step}: {stats}, {timer.seconds['train']:.0f}s training", flush=True)
         if step % config.checkpoint_every == 0 or step == config.steps:
             checkpoint()
+    check_gan_finite(trainer, f"the GAN at step {step}")
 
     with timer.stage("classifier"):
-        classifier, classifier_accuracy = get_classifier(config, train, held, device, dtype)
+        classifier, classifier_accuracy = get_classifier(config, train, held, device, dtype, run_dir / "judge")
     print(f"classifier held-out accuracy {classifier_accuracy}")
     with timer.stage("evaluate"):
         evals = CurveLog()
         final_generator = {k: v.clone() for k, v in trainer.generator.state_dict().items()}
-        for path in sorted((run_dir / "snapshots").glob("generator_*.pt")):
-            trainer.generator.load_state_dict(load_checkpoint(path))
+        for snapshot_step, snapshot in snapshots.load_all(step):
+            trainer.generator.load_state_dict(snapshot)
             snapshot_accuracy, snapshot_fid = evaluate(trainer, classifier, held, eval_z[: config.eval_during], dtype)
-            snapshot_step = int(path.stem.split("_")[1])
             accuracy_columns = {f"accuracy_{k}": v for k, v in snapshot_accuracy.items()}
             evals.append(step=snapshot_step, feature_fid=snapshot_fid, **accuracy_columns)
         trainer.generator.load_state_dict(final_generator)
