@@ -10,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 import io
 import os
+import pickle
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ from dreamlab.files import atomic_write_bytes
 
 FORMAT_VERSION = 1
 _NDARRAY_TAG = "__ndarray__"
+_WHAT_TO_DO = "delete it to start afresh, or pass another --run_dir"
 
 
 class CheckpointError(RuntimeError):
@@ -74,10 +77,19 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         raise CheckpointError(f"{path}: no such checkpoint")
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # torch raises many types for damaged files; all mean the same here
-        raise CheckpointError(f"{path}: corrupt or not a dreamlab checkpoint ({type(err).__name__}: {err})") from err
+    except pickle.UnpicklingError as err:
+        # torch's message advises re-running with weights_only=False, i.e. executing whatever the file says: a
+        # dreamlab checkpoint never needs that, so the advice is dropped and the refused object named instead.
+        refused = re.search(r"GLOBAL (\S+)", str(err))
+        what = f"asks to build {refused.group(1)}" if refused else "holds more than tensors and plain values"
+        raise CheckpointError(
+            f"{path}: not a dreamlab checkpoint: it {what}, so it will not be unpickled; {_WHAT_TO_DO}"
+        ) from None
+    except Exception as err:  # torch raises many types for a truncated or damaged file; all mean the same here
+        reason = str(err).split(". ")[0].strip() or "the file ends early"
+        raise CheckpointError(f"{path}: truncated or corrupt checkpoint ({reason}); {_WHAT_TO_DO}") from err
     if not isinstance(payload, dict) or payload.get("dreamlab_checkpoint") != FORMAT_VERSION:
-        raise CheckpointError(f"{path}: not a dreamlab checkpoint of format {FORMAT_VERSION}")
+        raise CheckpointError(f"{path}: not a dreamlab checkpoint of format {FORMAT_VERSION}; {_WHAT_TO_DO}")
     return _decode(payload["state"])
 
 
@@ -89,6 +101,7 @@ _RUN_ONLY_FIELDS = {
     "run_dir",
     "results_dir",
     "log_grads",
+    "tensorboard",
     "workers",
     "ray_address",
     "torch_threads",  # the RND and DRAW configs' name for threads before it moved into RunConfig
@@ -143,7 +156,7 @@ class Checkpointer:
             details = ", ".join(f"{k}: {saved_values[k]!r} -> {self.config.get(k)!r}" for k in differing)
             raise CheckpointError(
                 f"{self.path} was written by a run with a different config ({details}); "
-                "use another --run_dir or delete the checkpoint to start afresh"
+                "pass another --run_dir, or delete the checkpoint to start afresh"
             )
         return saved["state"]
 

@@ -4,6 +4,9 @@ Every experiment defines ``@dataclass class XConfig(RunConfig)`` and a ``PRESETS
 (at least ``smoke``, ``fast`` and ``paper``) to field overrides. ``parse_config`` turns that pair into a CLI:
 ``--preset NAME`` picks the base values, then any field can be overridden as ``--field value``.
 
+Results go to ``runs/results/`` (git-ignored) unless ``--results_dir results`` names the repository's committed
+folder explicitly; a ``smoke`` run, whose scores test only the plumbing, may never write there.
+
 Validation happens before any work: a ``Literal[...]`` field accepts only its choices, every float field must be
 finite, and a config's ``validate`` method checks ranges and combinations. Each failure is a
 :class:`dreamlab.runs.UserError` naming the field, which :func:`dreamlab.runs.cli` prints as one line (exit code 2).
@@ -18,11 +21,21 @@ import sys
 import types
 import typing
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeVar
 
 from dreamlab.runs import UserError
 
 REQUIRED_PRESETS = ("smoke", "fast", "paper")
+
+# Where results go unless a run is told otherwise: under the git-ignored runs/, so that no run can overwrite a
+# committed result by accident. Publishing into the repository's results/ takes an explicit --results_dir results.
+RESULTS_DIR = "runs/results"
+
+SMOKE_NOTICE = (
+    "note: --preset smoke runs tiny models to test the plumbing only; its scores say nothing about the method "
+    "(use --preset fast or paper for results)"
+)
 
 
 @dataclasses.dataclass
@@ -34,10 +47,11 @@ class RunConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     dtype: str = "float32"  # float64 to chase NaNs and Infs
     run_dir: str = ""  # checkpoints and working files; default runs/<experiment>/<name>
-    results_dir: str = "results"  # committed results: results/<module>/<name>.json and figures
+    results_dir: str = RESULTS_DIR  # <module>/<name>.json and figures go here; "results" publishes (committed)
     name: str = ""  # result name; default derived from the experiment and preset
     log_grads: bool = False  # log per-parameter gradient norms and name any NaN/Inf gradient
     threads: int = 0  # torch intra-op threads; 0 = torch's default. 1 is fastest when several runs share a CPU
+    tensorboard: bool = False  # also write the training curves live to run_dir/tensorboard
 
     # Fields that may change when a run resumes from its checkpoint (budgets, typically).
     RESUMABLE_FIELDS: ClassVar[tuple[str, ...]] = ()
@@ -50,6 +64,28 @@ class RunConfig:
         device = self.device.strip().lower()
         if not (device in ("auto", "cpu", "cuda") or (device.startswith("cuda:") and device[5:].isdigit())):
             raise UserError(f"--device {self.device!r} is not a device: use auto, cpu, cuda or cuda:N")
+        check_results_dir(self.results_dir, self.preset)
+        if self.tensorboard:
+            from dreamlab.progress import require_tensorboard
+
+            require_tensorboard()
+
+
+def committed_results_dir() -> Path:
+    """The repository's ``results/`` folder: the committed results that ``results/README.md`` indexes."""
+    return Path(__file__).resolve().parents[1] / "results"
+
+
+def check_results_dir(results_dir: str | Path, preset: str | None) -> None:
+    """Refuse a ``smoke`` run that would write into the committed ``results/`` (its scores mean nothing)."""
+    if preset != "smoke":
+        return
+    target, committed = Path(results_dir).resolve(), committed_results_dir()
+    if target == committed or committed in target.parents:
+        raise UserError(
+            f"--preset smoke would write into the committed results folder {target}, but smoke scores test the "
+            f"plumbing only: leave --results_dir at its default ({RESULTS_DIR}) or name another folder"
+        )
 
 
 def positive(config: Any, *names: str) -> None:
@@ -192,7 +228,10 @@ def parse_config(
             )
     args = parser.parse_args(sys.argv[1:] if argv is None else list(argv))
     overrides = {k: v for k, v in vars(args).items() if k != "preset" and v is not None}
-    return make_config(cls, presets, args.preset, **overrides)
+    config = make_config(cls, presets, args.preset, **overrides)
+    if config.preset == "smoke":
+        print(SMOKE_NOTICE, file=sys.stderr, flush=True)
+    return config
 
 
 class _OneLineErrorParser(argparse.ArgumentParser):

@@ -6,6 +6,7 @@ the target with ``os.replace``, which is atomic on POSIX and Windows.
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
@@ -24,8 +25,11 @@ os.umask(_UMASK)
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` so that the file is either the old one or the complete new one."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as err:
+        raise _naming(err, path) from err
     try:
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; give the file the permissions open() would
         with os.fdopen(fd, "wb") as f:
@@ -33,10 +37,19 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(err, OSError):
+            raise _naming(err, path) from err
         raise
     return path
+
+
+def _naming(err: OSError, path: Path) -> OSError:
+    """The same error, saying which file could not be written (a full disk otherwise names only a temp file)."""
+    advice = "free some space" if err.errno in (errno.ENOSPC, errno.EDQUOT) else "check the folder"
+    message = f"cannot write {path}: {err.strerror or err}; {advice} or write elsewhere (--run_dir, --results_dir)"
+    return OSError(err.errno, message) if err.errno is not None else OSError(message)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:

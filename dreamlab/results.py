@@ -1,7 +1,9 @@
 """Result files, training curves and stage timings: the evidence a run leaves behind.
 
-A result is ``results/<module>/<name>.json`` holding experiment, command, git_commit, wall_seconds, machine,
-config and metrics, written next to the run's figures (PNG/GIF) and curves (CSV).
+A result is ``<results_dir>/<module>/<name>.json`` holding experiment, command, git_commit, wall_seconds, machine,
+config and metrics, written next to the run's figures (PNG/GIF) and curves (CSV). ``results_dir`` is the
+git-ignored ``runs/results`` unless a run publishes into the repository's ``results/`` with ``--results_dir results``
+(``python -m dreamlab.results_index`` then updates ``results/README.md``).
 """
 
 from __future__ import annotations
@@ -15,13 +17,13 @@ import shlex
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from dreamlab.config import RunConfig, config_dict
+from dreamlab.config import RESULTS_DIR, RunConfig, check_results_dir, config_dict
 from dreamlab.files import atomic_write_json, atomic_write_text
 
 
@@ -95,12 +97,17 @@ def write_result(
     metrics: Mapping[str, Any],
     wall_seconds: float,
     stages: Mapping[str, float] | None = None,
-    results_dir: str | os.PathLike = "results",
+    results_dir: str | os.PathLike = RESULTS_DIR,
     command: str | None = None,
 ) -> Path:
-    """Write ``results_dir/module/name.json`` atomically and return its path."""
+    """Write ``results_dir/module/name.json`` atomically and return its path.
+
+    A ``smoke`` config is refused when ``results_dir`` is the committed ``results/`` (:class:`UserError`).
+    """
     if not name or "/" in name:
         raise ValueError(f"result name must be a plain file name, got {name!r}")
+    preset = config.preset if isinstance(config, RunConfig) else config.get("preset")
+    check_results_dir(results_dir, preset)
     record = {
         "experiment": experiment,
         "command": command or command_line(),
@@ -124,9 +131,13 @@ class CurveLog:
 
     def __init__(self) -> None:
         self.rows: list[dict[str, Any]] = []
+        # Called with each new row (dreamlab.progress.track: the live bar and TensorBoard); not saved.
+        self.listeners: list[Callable[[dict[str, Any]], None]] = []
 
     def append(self, **row: Any) -> None:
         self.rows.append(row)
+        for listener in self.listeners:
+            listener(row)
 
     def column(self, key: str) -> list[Any]:
         return [row[key] for row in self.rows if key in row]

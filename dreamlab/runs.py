@@ -29,6 +29,9 @@ import torch
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+# A full disk, an exhausted quota or a read-only file system: the user's to fix, not a bug.
+_FULL_OR_READ_ONLY = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
+
 
 class UserError(ValueError):
     """A mistake the user can fix; its message is one line naming the problem and what to do."""
@@ -39,8 +42,9 @@ class NonFiniteError(RuntimeError):
 
 
 def cli(main: F) -> F:
-    """Wrap an experiment's ``main``: a :class:`UserError` (or a refused checkpoint) prints ``error: <message>``
-    on stderr and exits with code 2 before any traceback; every other exception propagates as a bug would."""
+    """Wrap an experiment's ``main``: a :class:`UserError`, a refused checkpoint or a full (or read-only) disk
+    prints ``error: <message>`` on stderr and exits with code 2 before any traceback; every other exception
+    propagates as a bug would."""
     from dreamlab.checkpoint import CheckpointError
 
     @functools.wraps(main)
@@ -48,6 +52,11 @@ def cli(main: F) -> F:
         try:
             return main(*args, **kwargs)
         except (UserError, CheckpointError) as err:
+            print(f"error: {err}", file=sys.stderr, flush=True)
+            raise SystemExit(2) from None
+        except OSError as err:
+            if err.errno not in _FULL_OR_READ_ONLY:
+                raise
             print(f"error: {err}", file=sys.stderr, flush=True)
             raise SystemExit(2) from None
 

@@ -7,13 +7,16 @@ import random
 import numpy as np
 import torch
 
+from dreamlab.runs import UserError
+
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
 def resolve_device(spec: str | torch.device = "auto") -> torch.device:
     """Turn ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` into a device that exists on this machine.
 
-    ``auto`` picks the first CUDA device when there is one, else the CPU.
+    ``auto`` picks the first CUDA device when there is one, else the CPU. A device this machine lacks is a
+    :class:`UserError` (one line from an experiment's command line).
     """
     if isinstance(spec, torch.device):
         spec = str(spec)
@@ -25,15 +28,15 @@ def resolve_device(spec: str | torch.device = "auto") -> torch.device:
     if spec == "cuda" or spec.startswith("cuda:"):
         index_text = spec.partition(":")[2]
         if index_text and not index_text.isdigit():
-            raise ValueError(f"unknown device {spec!r}: expected auto, cpu, cuda or cuda:N")
+            raise UserError(f"unknown device {spec!r}: expected auto, cpu, cuda or cuda:N")
         if not torch.cuda.is_available():
-            raise ValueError(f"device {spec!r} requested but CUDA is not available on this machine; use --device cpu")
+            raise UserError(f"--device {spec} requested but CUDA is not available on this machine; use --device cpu")
         index = int(index_text) if index_text else 0
         if index >= torch.cuda.device_count():
             count = torch.cuda.device_count()
-            raise ValueError(f"device {spec!r} requested but this machine has {count} CUDA device(s)")
+            raise UserError(f"--device {spec} requested but this machine has {count} CUDA device(s)")
         return torch.device("cuda", index)
-    raise ValueError(f"unknown device {spec!r}: expected auto, cpu, cuda or cuda:N")
+    raise UserError(f"unknown device {spec!r}: expected auto, cpu, cuda or cuda:N")
 
 
 def resolve_dtype(name: str | torch.dtype) -> torch.dtype:
@@ -41,11 +44,11 @@ def resolve_dtype(name: str | torch.dtype) -> torch.dtype:
     if isinstance(name, torch.dtype):
         if name in _DTYPES.values():
             return name
-        raise ValueError(f"unsupported dtype {name}: expected float32 or float64")
+        raise UserError(f"unsupported dtype {name}: expected float32 or float64")
     try:
         return _DTYPES[name]
     except KeyError:
-        raise ValueError(f"unknown dtype {name!r}: expected one of {sorted(_DTYPES)}") from None
+        raise UserError(f"unknown dtype {name!r}: expected one of {sorted(_DTYPES)}") from None
 
 
 def seed_everything(seed: int) -> np.random.Generator:

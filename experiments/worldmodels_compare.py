@@ -3,10 +3,12 @@
     python experiments/worldmodels_compare.py doom_takecover_lstm doom_takecover_dnc
     python experiments/worldmodels_compare.py doom_takecover_{lstm,dnc}_r3000 doom_takecover_{lstm,dnc}_r3000_cseed{1,2}
 
-Reads each result results/worldmodels/<name>.json and its run's curve CSV (up to the result's generation), and
-writes the comparison figure results/worldmodels/<--name>.png and a summary result <--name>.json. Several runs of
-one core (repeats with other ``--c_seed``s) are pooled: the summary gives each run's tested score and, per core, the
-mean over its runs and their spread, the number a single C search cannot give.
+Reads each result <name>.json and its run's curve CSV (up to the result's generation) from
+``--results_dir``/worldmodels, or, for a name not there, from the repository's committed results/worldmodels, and
+writes the comparison figure <--name>.png and a summary result <--name>.json into ``--results_dir``/worldmodels:
+runs/results by default, the committed results/ only with ``--results_dir results``. Several runs of one core
+(repeats with other ``--c_seed``s) are pooled: the summary gives each run's tested score and, per core, the mean
+over its runs and their spread, the number a single C search cannot give.
 """
 
 from __future__ import annotations
@@ -18,15 +20,24 @@ from pathlib import Path
 
 import numpy as np
 
+from dreamlab.config import RESULTS_DIR, committed_results_dir
 from dreamlab.results import CurveLog, write_result
+from dreamlab.runs import UserError, check_writable, cli
 from dreamlab.worldmodels.plots import TestedRun, save_core_comparison
 
 
-def load_run(folder: Path, run: str) -> tuple[dict, TestedRun]:
-    """A result file and its curve, cut at the generation the result evaluated."""
-    path = folder / f"{run}.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"no result file {path}: run experiments/worldmodels.py --name {run} first")
+def find_result(folders: list[Path], run: str) -> Path:
+    """The first of ``folders`` holding ``run``'s result file."""
+    for folder in folders:
+        if (folder / f"{run}.json").is_file():
+            return folder / f"{run}.json"
+    searched = " or ".join(str(folder / f"{run}.json") for folder in folders)
+    raise UserError(f"no result file {searched}: run experiments/worldmodels.py --name {run} first")
+
+
+def load_run(path: Path) -> tuple[dict, TestedRun]:
+    """A result file and its curve (in the same folder), cut at the generation the result evaluated."""
+    folder, run = path.parent, path.stem
     result = json.loads(path.read_text())
     # A result saved part-way through a longer run shares the run's curve file, named after config.name when the
     # run was given one.
@@ -77,18 +88,26 @@ def core_summary(results: list[dict], runs: list[TestedRun], solved: float | Non
     }
 
 
+@cli
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("runs", nargs="+", help="run names under results/worldmodels/")
-    parser.add_argument("--results_dir", default="results")
+    parser.add_argument("runs", nargs="+", help="result names (<results_dir>/worldmodels/<name>.json)")
+    parser.add_argument(
+        "--results_dir",
+        default=RESULTS_DIR,
+        help=f"read runs from and write the comparison to DIR/worldmodels (default {RESULTS_DIR}; results publishes)",
+    )
     parser.add_argument("--name", default="doom_takecover_core_comparison")
     args = parser.parse_args(argv)
     started = time.perf_counter()
     folder = Path(args.results_dir) / "worldmodels"
+    committed = committed_results_dir() / "worldmodels"
+    sources = [folder] if folder.resolve() == committed else [folder, committed]
+    check_writable(folder, "results directory")
     results: dict[str, list[dict]] = {}
     runs: dict[str, list[TestedRun]] = {}
     for name in args.runs:
-        result, run = load_run(folder, name)
+        result, run = load_run(find_result(sources, name))
         core = result["config"]["core"]
         results.setdefault(core, []).append(result)
         runs.setdefault(core, []).append(run)

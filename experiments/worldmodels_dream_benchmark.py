@@ -6,7 +6,9 @@ candidates evaluated one at a time (each with its trials batched).
 M is untrained unless ``--mdnrnn_checkpoint`` names a trained one (runs/worldmodels/<name>/mdnrnn.pt). An
 untrained M's done head is switched off, so every episode runs to ``--max_steps`` with the whole population in
 the batch: the throughput of a full batch, against one candidate's 16 trials at a time. With a trained M,
-episodes end where it predicts deaths. Writes results/worldmodels/dream_benchmark.json.
+episodes end where it predicts deaths. Writes <results_dir>/worldmodels/dream_benchmark.json: under the git-ignored
+runs/results by default; ``--results_dir results`` replaces the committed result (refused for ``--preset smoke``,
+whose tiny sizes measure nothing).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import torch
 from dreamlab.checkpoint import load_checkpoint
 from dreamlab.config import RunConfig, parse_config
 from dreamlab.results import write_result
+from dreamlab.runs import cli
 from dreamlab.runtime import resolve_device, resolve_dtype, seed_everything, set_threads
 from dreamlab.worldmodels import MDNRNN, Dream, LinearController, get_task
 
@@ -45,6 +48,7 @@ PRESETS = {
 }
 
 
+@cli
 def main(argv: list[str] | None = None) -> dict:
     config = parse_config(DreamBenchmarkConfig, PRESETS, argv, description=__doc__)
     set_threads(config.threads)

@@ -1,6 +1,7 @@
 """The shared machinery: device/dtype, configs and presets, atomic files, checkpoints, results, NaN catching."""
 
 import dataclasses
+import errno
 import json
 import os
 import signal
@@ -21,6 +22,7 @@ from dreamlab.files import atomic_savez, atomic_write_text, load_npz
 from dreamlab.grad_monitor import GradientMonitor, NonFiniteGradientError, NonFiniteLossError, check_finite
 from dreamlab.parallel import WorkerPool
 from dreamlab.results import CurveLog, StageTimer, git_commit, write_result
+from dreamlab.runs import UserError, cli
 from dreamlab.runtime import resolve_device, resolve_dtype, seed_everything
 
 
@@ -46,7 +48,7 @@ def test_devices_and_dtypes():
         with pytest.raises(ValueError, match="unknown device"):
             resolve_device(bad)
     if not torch.cuda.is_available():
-        with pytest.raises(ValueError, match="CUDA is not available"):
+        with pytest.raises(UserError, match="CUDA is not available on this machine; use --device cpu"):
             resolve_device("cuda:0")
     assert resolve_dtype("float64") is torch.float64
     with pytest.raises(ValueError, match="unknown dtype"):
@@ -84,7 +86,7 @@ def test_make_config_errors_name_the_problem():
         make_config(ToyConfig, PRESETS, "nope")
     with pytest.raises(ValueError, match="no field"):
         make_config(ToyConfig, PRESETS, "fast", widht=3)
-    with pytest.raises(ValueError, match="paper"):
+    with pytest.raises(TypeError, match="paper"):  # a script without the required presets is a bug, not a mistake
         make_config(ToyConfig, {"smoke": {}, "fast": {}}, "fast")
 
 
@@ -94,6 +96,32 @@ def test_atomic_write_leaves_no_temp_files(tmp_path):
     atomic_write_text(target, "two")
     assert target.read_text() == "two"
     assert os.listdir(target.parent) == ["a.txt"]
+
+
+def test_full_disk_names_the_file_and_keeps_the_old_one(tmp_path, monkeypatch):
+    target = atomic_write_text(tmp_path / "result.json", "old")
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(OSError, match="cannot write .*result.json: No space left on device; free some space") as err:
+        atomic_write_text(target, "new")
+    assert err.value.errno == errno.ENOSPC
+    assert target.read_text() == "old" and os.listdir(tmp_path) == ["result.json"]  # no temp file left behind
+
+
+def test_cli_makes_a_full_disk_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(os, "fsync", lambda fd: (_ for _ in ()).throw(OSError(errno.ENOSPC, "No space left")))
+
+    @cli
+    def main() -> None:
+        atomic_write_text(tmp_path / "curve.csv", "step\n")
+
+    with pytest.raises(SystemExit) as exit_:
+        main()
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.count("\n") == 1 and "curve.csv" in err
 
 
 def test_npz_round_trip_and_damage_named(tmp_path):
@@ -144,13 +172,21 @@ def test_checkpoint_refuses_pickled_objects_and_corruption(tmp_path):
             return (os.system, ("echo pwned",))
 
     torch.save({"dreamlab_checkpoint": 1, "state": Evil()}, tmp_path / "evil.pt")
-    with pytest.raises(CheckpointError, match="evil.pt"):
+    with pytest.raises(
+        CheckpointError, match="evil.pt: not a dreamlab checkpoint: it asks to build posix.system"
+    ) as err:
         load_checkpoint(tmp_path / "evil.pt")
+    # torch's own message advises loading with weights_only=False, i.e. running the file's code: never passed on.
+    assert "will not be unpickled" in str(err.value) and "weights_only" not in str(err.value)
+    assert "\n" not in str(err.value)
     save_checkpoint(tmp_path / "ok.pt", {"x": torch.ones(1000)})
     data = (tmp_path / "ok.pt").read_bytes()
-    (tmp_path / "cut.pt").write_bytes(data[: len(data) // 2])
-    with pytest.raises(CheckpointError, match="cut.pt: corrupt"):
-        load_checkpoint(tmp_path / "cut.pt")
+    for length in (len(data) // 2, 10, 0):
+        (tmp_path / "cut.pt").write_bytes(data[:length])
+        with pytest.raises(CheckpointError, match="cut.pt: truncated or corrupt checkpoint") as err:
+            load_checkpoint(tmp_path / "cut.pt")
+        assert str(err.value).endswith("delete it to start afresh, or pass another --run_dir")
+        assert "\n" not in str(err.value)
     with pytest.raises(CheckpointError, match="no such checkpoint"):
         load_checkpoint(tmp_path / "missing.pt")
     with pytest.raises(TypeError, match="cannot checkpoint"):
@@ -351,7 +387,7 @@ def test_float64_switch_reaches_experiment(tmp_path):
     bad = subprocess.run(
         [sys.executable, str(script), "--preset", "smoke", "--device", "tpu"], capture_output=True, text=True
     )
-    assert bad.returncode != 0 and "unknown device 'tpu'" in bad.stderr
+    assert bad.returncode != 0 and "'tpu' is not a device" in bad.stderr
 
 
 def test_git_commit_is_dirty_for_changed_code_but_not_for_new_results(tmp_path):

@@ -60,7 +60,8 @@ def test_runs_of_one_core_are_pooled_with_their_spread(tmp_path):
     assert (tmp_path / "worldmodels" / "cmp.json").is_file()
 
 
-def test_missing_result_is_named(tmp_path):
+def test_missing_result_is_named(tmp_path, capsys):
     (tmp_path / "worldmodels").mkdir()
-    with pytest.raises(FileNotFoundError, match="nope.json"):
+    with pytest.raises(SystemExit) as exit_:
         compare.main(["nope", "--results_dir", str(tmp_path)])
+    assert exit_.value.code == 2 and "nope.json" in capsys.readouterr().err
