@@ -10,6 +10,7 @@ from gymnasium.utils.env_checker import check_env
 from gymnasium.vector import AutoresetMode
 
 import dreamlab.envs
+from dreamlab.envs.checks import SeedError
 from dreamlab.envs.pixelcopter import STATE_KEYS, PixelCopterEnv, PixelCopterVectorEnv
 from dreamlab.envs.pixelcopter import rules as R
 
@@ -484,3 +485,70 @@ def test_bad_input_raises_clear_errors():
         vec.reset(seed=[1, 2])
     with pytest.raises(ValueError, match="reset_mask"):
         vec.reset(options={"reset_mask": [True, False, True]})
+
+
+# ---------------------------------------------- arguments checked as gymnasium checks them (issue 21)
+BAD_SEEDS = [1.5, -1, True, "3", np.float64(2.0)]
+
+
+@pytest.mark.parametrize("seed", BAD_SEEDS)
+def test_bad_seeds_raise_gymnasiums_error_in_every_entry_point(seed):
+    single, vec = PixelCopterEnv(), PixelCopterVectorEnv(3, obs_type="state")
+    made_vec = gym.make_vec("dreamlab/PixelCopter-v0", num_envs=3)
+    for reset in (single.reset, vec.reset, made_vec.reset, gym.make("dreamlab/PixelCopter-v0").reset):
+        with pytest.raises(SeedError, match="seed must be None.* non-negative integer"):
+            reset(seed=seed)
+    with pytest.raises(SeedError, match="non-negative integer"):
+        vec.reset(seed=[0, seed, 2])  # per-game seeds were converted with int(): 1.5 played seed 1
+    assert issubclass(SeedError, gym.error.Error) and issubclass(SeedError, ValueError)
+
+
+def test_numpy_integer_seeds_seed_like_python_ints():
+    env = PixelCopterEnv(obs_type="state")
+    np.testing.assert_array_equal(env.reset(seed=np.int64(4))[0], env.reset(seed=4)[0])
+    vec = PixelCopterVectorEnv(3, obs_type="state")
+    np.testing.assert_array_equal(vec.reset(seed=np.arange(3))[0], vec.reset(seed=[0, 1, 2])[0])
+    with pytest.raises(SeedError, match="a list of 3 of them"):
+        vec.reset(seed="abc")  # a string is not a list of seeds
+
+
+@pytest.mark.parametrize("action", [True, False, 1.0, np.float64(0.0), np.array(1.0), np.bool_(True), "1"])
+def test_single_env_refuses_float_and_bool_actions(action):
+    env = PixelCopterEnv()
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match="action must be the integer 0"):
+        env.step(action)
+    env.step(np.int64(1))  # numpy integers (and 0-d integer arrays) are actions
+    env.step(np.array(0))
+
+
+@pytest.mark.parametrize("actions", [[0.0, 1.0, 0.0], [True, False, True], np.array([1, 0, 1], dtype=object)])
+def test_vector_env_refuses_float_and_bool_actions(actions):
+    vec = gym.make_vec("dreamlab/PixelCopter-v0", num_envs=3, obs_type="state")
+    vec.reset(seed=0)
+    with pytest.raises(ValueError, match="actions must be integers"):
+        vec.step(actions)
+    vec.step(np.array([0, 1, 0], dtype=np.uint8))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"num_envs": True}, "num_envs must be an integer >= 1"),
+        ({"num_envs": 2.0}, "num_envs must be an integer >= 1"),
+        ({"num_envs": 2, "max_episode_steps": 2.5}, r"max_episode_steps \(or None\) must be an integer >= 1"),
+        ({"num_envs": 2, "max_episode_steps": 0}, "max_episode_steps"),
+        ({"num_envs": 2, "uniform_buffer": 100.5}, "uniform_buffer must be an integer >= 51"),
+    ],
+)
+def test_vector_constructor_refuses_non_integer_counts(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        PixelCopterVectorEnv(**kwargs)
+    with pytest.raises(ValueError, match=message):
+        gym.make_vec("dreamlab/PixelCopter-v0", **kwargs)
+
+
+def test_vector_reset_refuses_options_that_are_not_a_dict():
+    vec = PixelCopterVectorEnv(2, obs_type="state")
+    with pytest.raises(ValueError, match="options must be a dict"):
+        vec.reset(seed=0, options="reset_mask")

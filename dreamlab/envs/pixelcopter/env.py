@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 import gymnasium as gym
 import numpy as np
 
+from dreamlab.envs.checks import check_seed, is_integer
 from dreamlab.envs.pixelcopter import rules as R
 
 STATE_KEYS = (
@@ -49,6 +50,9 @@ class PixelCopterEnv(gym.Env):
     ``obs_type="pixels"`` gives the (48, 48, 3) uint8 screen, rows = y; ``"state"`` gives
     :meth:`game_state`'s seven values as float32. Randomness comes from ``self.np_random`` (seed it with
     ``reset(seed=...)``): uniform doubles, two per block and 49 per terrain batch, in game order.
+    Arguments are checked as gymnasium checks them (:mod:`dreamlab.envs.checks`): a seed is ``None`` or a
+    non-negative integer (else :class:`~dreamlab.envs.checks.SeedError`), an action the integer 0 or 1 (else
+    ``ValueError``; floats and bools are refused whatever their value).
 
     The game is public, in PLE's terms: ``player_y``, ``player_vel`` (PLE's momentum), ``blocks`` (``[centre x,
     centre y]`` in PLE's group order), ``terrain_x`` and ``terrain_y`` (column centres in spawn order), ``lives``
@@ -73,7 +77,7 @@ class PixelCopterEnv(gym.Env):
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
-        super().reset(seed=seed)
+        super().reset(seed=check_seed(seed))
         self.player_y = R.PLAYER_START_Y
         self.player_vel = 0.0
         self.lives = 1.0
@@ -120,10 +124,10 @@ class PixelCopterEnv(gym.Env):
     def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         if self.lives <= 0:
             raise RuntimeError("PixelCopter episode is over (or never started); call reset() first")
-        if isinstance(action, np.ndarray) and action.shape == ():
-            action = action.item()
-        if not isinstance(action, int | np.integer) or action not in (R.ACTION_UP, R.ACTION_NOOP):
-            raise ValueError(f"action must be 0 (up) or 1 (no-op), got {action!r}")
+        # action_space.contains, less its acceptance of bools: True is a mistake, not action 1
+        if not (is_integer(action) and self.action_space.contains(action)):
+            raise ValueError(f"action must be the integer 0 (up) or 1 (no-op), got {action!r}")
+        action = int(action)
         score = 0.0
         # 1. the player (PLE's HelicopterPlayer.update)
         accel = R.CLIMB_ACCEL if action == R.ACTION_UP else R.FALL_ACCEL

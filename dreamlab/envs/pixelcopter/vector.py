@@ -10,7 +10,9 @@ Seeding guarantee: game ``i`` owns one ``np.random.Generator`` and consumes it e
 plays the same games (observations, rewards, terminations for the same actions) as a ``PixelCopterEnv`` reset
 with ``seed=s + i`` and then reset without a seed after every episode - gymnasium's ``SyncVectorEnv`` convention.
 A list of seeds seeds game ``i`` with ``seeds[i]``; ``None`` (or no seed) keeps a game's generator running, or
-draws fresh entropy the first time.
+draws fresh entropy the first time. Seeds and actions are checked as :class:`PixelCopterEnv` checks them
+(:mod:`dreamlab.envs.checks`): a bad seed raises :class:`~dreamlab.envs.checks.SeedError`, a float or bool action
+array a ``ValueError``.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
+from dreamlab.envs.checks import check_int, check_vector_seeds
 from dreamlab.envs.pixelcopter import rules as R
 from dreamlab.envs.pixelcopter.env import STATE_KEYS, check_render_mode, observation_space
 
@@ -51,12 +54,11 @@ class PixelCopterVectorEnv(VectorEnv):
         autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
         uniform_buffer: int = 1024,
     ) -> None:
-        if not isinstance(num_envs, int | np.integer) or num_envs < 1:
-            raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}")
-        if max_episode_steps is not None and max_episode_steps < 1:
-            raise ValueError(f"max_episode_steps must be a positive integer or None, got {max_episode_steps!r}")
-        if uniform_buffer < R.BLOCK_DRAWS + R.TERRAIN_DRAWS:
-            raise ValueError(f"uniform_buffer must hold one reset's draws (>= 51), got {uniform_buffer}")
+        n = check_int(num_envs, "num_envs", 1)
+        if max_episode_steps is not None:
+            max_episode_steps = check_int(max_episode_steps, "max_episode_steps (or None)", 1)
+        # one reset's draws must fit
+        uniform_buffer = check_int(uniform_buffer, "uniform_buffer", R.BLOCK_DRAWS + R.TERRAIN_DRAWS)
         check_render_mode(render_mode)
         try:
             autoreset_mode = AutoresetMode(autoreset_mode)
@@ -67,7 +69,6 @@ class PixelCopterVectorEnv(VectorEnv):
         if self.schedule.max_alive > _RING:
             raise RuntimeError(f"{self.schedule.max_alive} live columns do not fit the terrain ring of {_RING}")
 
-        n = int(num_envs)
         self.num_envs = n
         self.obs_type = obs_type
         self.render_mode = render_mode
@@ -256,14 +257,9 @@ class PixelCopterVectorEnv(VectorEnv):
     ) -> tuple[np.ndarray, dict[str, Any]]:
         """Reset all games, or those in ``options["reset_mask"]`` (bool array); seeding as in the module doc."""
         n = self.num_envs
-        if seed is None:
-            seeds: list[int | None] = [None] * n
-        elif isinstance(seed, int | np.integer):
-            seeds = [int(seed) + i for i in range(n)]
-        else:
-            seeds = [None if s is None else int(s) for s in seed]
-            if len(seeds) != n:
-                raise ValueError(f"got {len(seeds)} seeds for {n} environments")
+        seeds = check_vector_seeds(seed, n)
+        if options is not None and not isinstance(options, dict):
+            raise ValueError(f"options must be a dict or None, got {options!r}")
         mask = np.ones(n, dtype=bool)
         if options is not None and "reset_mask" in options:
             mask = options["reset_mask"]
@@ -285,6 +281,9 @@ class PixelCopterVectorEnv(VectorEnv):
         actions = np.asarray(actions)
         if actions.shape != (self.num_envs,):
             raise ValueError(f"expected actions of shape ({self.num_envs},), got {actions.shape}")
+        # action_space.contains, less its acceptance of bools: floats and bools are refused whatever their value
+        if not np.issubdtype(actions.dtype, np.integer):
+            raise ValueError(f"actions must be integers 0 (up) or 1 (no-op), got dtype {actions.dtype}")
         climb = actions == R.ACTION_UP
         if not (climb | (actions == R.ACTION_NOOP)).all():
             raise ValueError(f"actions must be 0 (up) or 1 (no-op), got values {np.unique(actions)}")

@@ -44,6 +44,7 @@ from typing import Any
 
 import numpy as np
 
+from dreamlab.envs.checks import check_int
 from dreamlab.envs.pommerman.constants import (
     BOARD_SIZE,
     BOMB_LIFE,
@@ -289,8 +290,8 @@ def encode_games(policy: str, seed: int, min_steps: int, max_steps: int = MAX_ST
     from dreamlab.envs.pommerman.agents import make_agents
     from dreamlab.envs.pommerman.env import Pommerman
 
-    if min_steps < 1:
-        raise ValueError(f"min_steps must be >= 1, got {min_steps}")
+    seed = check_int(seed, "seed", 0)
+    min_steps = check_int(min_steps, "min_steps", 1)
     env = Pommerman(max_steps=max_steps)
     agents = make_agents(policy, seed=seed)
     states, actions, lengths, seeds = [], [], [], []

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import operator
 import random
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from dreamlab.envs.checks import check_int, check_seed
 from dreamlab.envs.pommerman import forward_model
-from dreamlab.envs.pommerman.agents import Agent
+from dreamlab.envs.pommerman.agents import Agent, check_agents
 from dreamlab.envs.pommerman.board import make_board, make_items
 from dreamlab.envs.pommerman.constants import AGENT_START_POSITIONS, MAX_STEPS, Action
 from dreamlab.envs.pommerman.json_state import from_json_info, to_json_info
@@ -23,13 +23,14 @@ class Pommerman:
     ``random.seed(seed)``, so seeds give the playground's boards; without a seed the next board comes from the
     environment's running random stream. ``step(actions)`` takes four ints (0 Stop, 1 Up, 2 Down, 3 Left,
     4 Right, 5 Bomb) and returns ``(observations, rewards, done, info)``. ``get_json_info()`` and
-    ``set_json_info(info)`` move states in and out in the playground's JSON snapshot format.
+    ``set_json_info(info)`` move states in and out in the playground's JSON snapshot format. Arguments are
+    checked as gymnasium checks them (:mod:`dreamlab.envs.checks`): ``max_steps`` an integer >= 1, a seed ``None``
+    or a non-negative integer (:class:`~dreamlab.envs.checks.SeedError`), actions integers 0..5 (no floats or
+    bools), agents four :class:`Agent` objects.
     """
 
     def __init__(self, max_steps: int = MAX_STEPS) -> None:
-        if max_steps < 1:
-            raise ValueError(f"max_steps must be positive, got {max_steps}")
-        self.max_steps = max_steps
+        self.max_steps = check_int(max_steps, "max_steps", 1)
         self._rng = random.Random()
         self._state: GameState | None = None
 
@@ -42,11 +43,8 @@ class Pommerman:
 
     def reset(self, seed: int | None = None) -> list[dict[str, Any]]:
         """Start a new game on a fresh board and return the four observations."""
+        seed = check_seed(seed)  # random.seed(-s) would silently replay seed s's board
         if seed is not None:
-            try:
-                seed = operator.index(seed)
-            except TypeError as error:
-                raise ValueError(f"seed must be an int or None, got {seed!r}") from error
             self._rng.seed(seed)
         board = make_board(self._rng)
         items = make_items(self._rng, board)
@@ -77,8 +75,9 @@ class Pommerman:
 
     def act(self, agents: Sequence[Agent], obs: Sequence[Mapping[str, Any]]) -> list[int]:
         """Each living agent's action for its observation; dead agents stop (and are not asked)."""
-        if len(agents) != len(self.state.agents):
-            raise ValueError(f"need {len(self.state.agents)} agents, got {len(agents)}")
+        check_agents(agents)
+        if len(obs) != len(agents):
+            raise ValueError(f"need one observation per agent ({len(agents)}), got {len(obs)}")
         return [
             agent.act(o) if body.is_alive else int(Action.Stop)
             for agent, o, body in zip(agents, obs, self.state.agents, strict=True)

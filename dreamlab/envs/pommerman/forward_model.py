@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 
+from dreamlab.envs.checks import is_integer
 from dreamlab.envs.pommerman.constants import (
     BOMB_LIFE,
     MAX_AMMO,
@@ -50,17 +51,23 @@ _FOUR_DIRECTIONS = ((-1, 0), (1, 0), (0, -1), (0, 1))
 
 
 def check_actions(actions: Sequence[int]) -> list[int]:
-    """Four ints in 0..5 as a list, or a ValueError naming what is wrong."""
+    """Four ints in 0..5 as a list, or a ValueError naming what is wrong.
+
+    Python and numpy integers only, as gymnasium's ``Discrete.contains`` reads an action: a float (even 2.0) or
+    a bool is refused, not rounded or read as 0 and 1.
+    """
+    if isinstance(actions, str | bytes):
+        raise ValueError(f"actions must be {NUM_AGENTS} ints in 0..{NUM_ACTIONS - 1}, got {actions!r}")
     try:
-        values = [int(a) for a in actions]
-    except (TypeError, ValueError) as error:
+        raw = list(actions)
+    except TypeError as error:
         raise ValueError(f"actions must be {NUM_AGENTS} ints in 0..{NUM_ACTIONS - 1}, got {actions!r}") from error
-    if len(values) != NUM_AGENTS:
-        raise ValueError(f"need one action per agent ({NUM_AGENTS}), got {len(values)}: {values}")
-    for agent_id, (raw, value) in enumerate(zip(actions, values, strict=True)):
-        if value != raw or not 0 <= value < NUM_ACTIONS:
-            raise ValueError(f"action of agent {agent_id} must be an int in 0..{NUM_ACTIONS - 1}, got {raw!r}")
-    return values
+    if len(raw) != NUM_AGENTS:
+        raise ValueError(f"need one action per agent ({NUM_AGENTS}), got {len(raw)}: {raw}")
+    for agent_id, action in enumerate(raw):
+        if not is_integer(action) or not 0 <= action < NUM_ACTIONS:
+            raise ValueError(f"action of agent {agent_id} must be an int in 0..{NUM_ACTIONS - 1}, got {action!r}")
+    return [int(action) for action in raw]
 
 
 def _next(position: Position, action: int) -> Position:

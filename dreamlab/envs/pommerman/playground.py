@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from dreamlab.envs.pommerman.agents import Agent
+from dreamlab.envs.checks import check_seed
+from dreamlab.envs.pommerman.agents import Agent, check_agents
 from dreamlab.envs.pommerman.constants import Action, Result
 from dreamlab.envs.pommerman.env import Pommerman
 from dreamlab.envs.pommerman.forward_model import check_actions
@@ -46,6 +47,7 @@ class PlaygroundPommerman:
 
     def reset(self, seed: int | None = None) -> list[dict[str, Any]]:
         """New game; a seed seeds Python's and numpy's global RNGs first, which the playground draws from."""
+        seed = check_seed(seed)
         if seed is not None:
             random.seed(seed)
             np.random.seed(seed)
@@ -71,9 +73,8 @@ class PlaygroundPommerman:
 
     def act(self, agents: Sequence[Agent], obs: Sequence[Mapping[str, Any]]) -> list[int]:
         """Each living agent's action for its observation; dead agents stop (and are not asked)."""
+        check_agents(agents)
         bodies = self._env._agents
-        if len(agents) != len(bodies):
-            raise ValueError(f"need {len(bodies)} agents, got {len(agents)}")
         return [
             agent.act(o) if body.is_alive else int(Action.Stop)
             for agent, o, body in zip(agents, obs, bodies, strict=True)

@@ -16,7 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from dreamlab.envs.pommerman.agents import Agent, make_agents
+from dreamlab.envs.checks import check_int
+from dreamlab.envs.pommerman.agents import Agent, check_agents, make_agents
 from dreamlab.envs.pommerman.env import Pommerman
 from dreamlab.files import atomic_write_bytes
 
@@ -28,6 +29,7 @@ def play_game(
 ) -> dict[str, Any]:
     """Play one game to the end. Returns ``{"length", "rewards", "result", "winners"}`` and, with ``record``,
     the full record (``policy``, ``seed``, ``initial_state``, ``steps``) in the recordings' format."""
+    check_agents(agents)
     obs = env.reset(seed=seed)
     for agent in agents:
         agent.reset()
@@ -57,6 +59,8 @@ def play_games(policy: str, seed: int, min_steps: int) -> dict[str, Any]:
 
     Returns counts, timings and outcomes; a top-level function so worker pools can run it.
     """
+    seed = check_int(seed, "seed", 0)
+    min_steps = check_int(min_steps, "min_steps", 1)
     env = Pommerman()
     agents = make_agents(policy, seed=seed)
     start, start_cpu = time.perf_counter(), time.process_time()

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from dreamlab.envs.pommerman.agents import Agent
+from dreamlab.envs.pommerman.agents import Agent, agent_rng
 from dreamlab.envs.pommerman.constants import Action, Item
 
 INF = float("inf")
@@ -153,7 +153,7 @@ class SimpleAgent(Agent):
     """The playground's baseline SimpleAgent re-implemented (same rules, its own random stream)."""
 
     def __init__(self, seed: int | np.random.Generator | None = None) -> None:
-        self._rng = np.random.default_rng(seed)
+        self._rng = agent_rng(seed)
         self._recently_visited: list[tuple[int, int]] = []
         self._prev_direction: int | None = None
 
