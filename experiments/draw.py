@@ -14,16 +14,15 @@ from __future__ import annotations
 import dataclasses
 import time
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
 from dreamlab.checkpoint import Checkpointer
-from dreamlab.config import RunConfig, parse_config
-from dreamlab.draw.data import SOURCES, ImageSet, load_image_set
-from dreamlab.draw.losses import LIKELIHOODS
+from dreamlab.config import RunConfig, non_negative, parse_config, positive
+from dreamlab.draw.data import SOURCE_CHANNELS, ImageSet, Source, load_image_set
 from dreamlab.draw.model import DRAW
 from dreamlab.draw.training import evaluate_bound, train_step
 from dreamlab.draw.vae import VAE
@@ -31,22 +30,21 @@ from dreamlab.draw.visualize import attention_frames, glimpse_strip, tile, to_rg
 from dreamlab.figures import save_figure, save_gif
 from dreamlab.grad_monitor import GradientMonitor
 from dreamlab.results import CurveLog, StageTimer, write_result
+from dreamlab.runs import UserError, check_finite_module, cli, run_directory
 from dreamlab.runtime import resolve_device, resolve_dtype, seed_everything, set_threads
-
-MODELS = ("draw", "vae")
 
 
 @dataclasses.dataclass
 class DrawConfig(RunConfig):
     """DRAW / VAE on binary (Bernoulli, NLL in nats) or colour (L2) images."""
 
-    data: str = "dsprites"  # dsprites | coloured_sprites | mnist | folder
+    data: Source = "dsprites"
     data_path: str = ""  # mnist: folder with the IDX files; folder: image folder (e.g. CelebA)
     image_size: int = 32  # images are rendered or resized to image_size x image_size
     channels: int = 0  # 0: taken from the data (1 binary, 3 colour) and recorded
     n_train: int = 50000
     n_test: int = 5000
-    model: str = "draw"  # draw | vae
+    model: Literal["draw", "vae"] = "draw"
     attention: bool = True  # DRAW only; recorded as false for the VAE
     glimpses: int = 10  # T
     read_patch: int = 8  # N of the read window
@@ -55,7 +53,7 @@ class DrawConfig(RunConfig):
     dec_size: int = 128  # decoder LSTM units
     z_size: int = 10  # latent size per glimpse; the VAE gets glimpses * z_size
     vae_hidden: int = 256  # VAE MLP width (two hidden layers each way)
-    likelihood: str = ""  # bernoulli | l2; empty: bernoulli for binary data, l2 for colour
+    likelihood: Literal["", "bernoulli", "l2"] = ""  # empty: bernoulli for binary data, l2 for colour
     batch_size: int = 64
     lr: float = 1e-3
     grad_clip: float = 10.0  # global gradient-norm clip; 0 disables
@@ -66,6 +64,26 @@ class DrawConfig(RunConfig):
     figure_images: int = 8
 
     RESUMABLE_FIELDS: ClassVar[tuple[str, ...]] = ("steps", "eval_every", "checkpoint_seconds")
+
+    def validate(self) -> None:
+        super().validate()
+        positive(self, "n_train", "n_test", "glimpses", "read_patch", "write_patch", "enc_size", "dec_size")
+        positive(self, "z_size", "vae_hidden", "batch_size", "lr", "steps", "eval_every", "eval_images")
+        positive(self, "figure_images")
+        non_negative(self, "grad_clip", "checkpoint_seconds")
+        if self.image_size < 4:
+            raise UserError(f"--image_size must be at least 4 pixels, got {self.image_size}")
+        if self.channels not in (0, SOURCE_CHANNELS[self.data]):
+            raise UserError(
+                f"--channels {self.channels} does not match the {self.data} images ({SOURCE_CHANNELS[self.data]}); "
+                "leave it 0 to take it from the data"
+            )
+
+    def check_data_path(self) -> None:
+        """The user's data folder exists (checked before a run starts; a config alone may name a future one)."""
+        if self.data in ("mnist", "folder") and not (self.data_path and Path(self.data_path).is_dir()):
+            what = "the MNIST IDX files" if self.data == "mnist" else "images"
+            raise UserError(f"--data {self.data} needs --data_path, a folder of {what}; {self.data_path!r} is not one")
 
 
 PRESETS = {
@@ -110,15 +128,9 @@ PRESETS = {
 
 
 def resolve_config(config: DrawConfig, images: ImageSet) -> DrawConfig:
-    """Fill the fields the data decides (channels, likelihood) and check the rest against it."""
-    if config.model not in MODELS:
-        raise ValueError(f"unknown model {config.model!r}; choose from {list(MODELS)}")
+    """Fill the fields the data decides (channels, likelihood)."""
     channels = images.shape[0]
-    if config.channels not in (0, channels):
-        raise ValueError(f"--channels {config.channels} does not match the {config.data} images ({channels} channels)")
     likelihood = config.likelihood or ("bernoulli" if images.binary else "l2")
-    if likelihood not in LIKELIHOODS:
-        raise ValueError(f"unknown likelihood {likelihood!r}; choose from {list(LIKELIHOODS)}")
     attention = config.attention and config.model == "draw"
     return dataclasses.replace(config, channels=channels, likelihood=likelihood, attention=attention)
 
@@ -211,10 +223,19 @@ def write_figures(
     return written
 
 
+@cli
 def main(argv: list[str] | None = None) -> dict:
     config = parse_config(DrawConfig, PRESETS, argv, description=__doc__)
-    if config.data not in SOURCES:
-        raise ValueError(f"unknown --data {config.data!r}; choose from {list(SOURCES)}")
+    config.check_data_path()
+    name = config.name or default_name(config)
+    run_dir = Path(config.run_dir or f"runs/draw/{name}")
+    out_dir = Path(config.results_dir) / "draw"
+    with run_directory(run_dir, out_dir):
+        return run(config, name, run_dir, out_dir)
+
+
+def run(config: DrawConfig, name: str, run_dir: Path, out_dir: Path) -> dict:
+    """Train (or resume) in ``run_dir``, evaluate the bound, and write the result and figures to ``out_dir``."""
     set_threads(config.threads)
     rng = seed_everything(config.seed)
     device, dtype = resolve_device(config.device), resolve_dtype(config.dtype)
@@ -227,9 +248,6 @@ def main(argv: list[str] | None = None) -> dict:
         path=config.data_path,
     )
     config = resolve_config(config, images)
-    name = config.name or default_name(config)
-    run_dir = Path(config.run_dir or f"runs/draw/{name}")
-    out_dir = Path(config.results_dir) / "draw"
     model = build_model(config).to(device=device, dtype=dtype)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     monitor = GradientMonitor(model) if config.log_grads else None
@@ -240,6 +258,7 @@ def main(argv: list[str] | None = None) -> dict:
     state = checkpointer.load(map_location=device)
     if state is not None:
         model.load_state_dict(state["model"])
+        check_finite_module(model, f"{config.model} in checkpoint {checkpointer.path}")
         optimizer.load_state_dict(state["optimizer"])
         rng.bit_generator.state = state["numpy_rng"]
         torch.set_rng_state(state["torch_rng"].cpu())
@@ -303,6 +322,7 @@ def main(argv: list[str] | None = None) -> dict:
         if time.perf_counter() - last_save > config.checkpoint_seconds or step == config.steps:
             save()
             last_save = time.perf_counter()
+    check_finite_module(model, f"{config.model} at step {step}")
 
     with timer.stage("evaluate"):
         test = evaluate(len(images.test))

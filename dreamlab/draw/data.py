@@ -6,13 +6,20 @@ binary (Bernoulli likelihood, NLL in nats) or 0..255 intensities (L2 loss, as th
 
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
 
-SOURCES = ("dsprites", "coloured_sprites", "mnist", "folder")
+from dreamlab.runs import UserError
+
+Source = Literal["dsprites", "coloured_sprites", "mnist", "folder"]
+SOURCES: tuple[str, ...] = typing.get_args(Source)
+# Channels of each source's images: binary sources are grey, the others colour.
+SOURCE_CHANNELS = {"dsprites": 1, "coloured_sprites": 3, "mnist": 1, "folder": 3}
 
 # The four files of the MNIST distribution (LeCun et al.), optionally gzipped.
 MNIST_FILES = {
@@ -53,7 +60,7 @@ def _split_indices(total: int, n_train: int, n_test: int, rng: np.random.Generat
     if n_train < 1 or n_test < 1:
         raise ValueError(f"need at least one train and one test image, got n_train={n_train} n_test={n_test}")
     if n_train + n_test > total:
-        raise ValueError(f"n_train + n_test = {n_train + n_test} exceeds the {total} images available")
+        raise UserError(f"n_train + n_test = {n_train + n_test} exceeds the {total} images available; lower them")
     chosen = rng.choice(total, n_train + n_test, replace=False)
     return chosen[:n_train], chosen[n_train:]
 
@@ -99,7 +106,7 @@ def _find_mnist_file(root: Path, stem: str) -> Path:
     for candidate in (root / stem, root / f"{stem}.gz", root / stem.replace("-idx3", ".idx3")):
         if candidate.is_file():
             return candidate
-    raise FileNotFoundError(
+    raise UserError(
         f"MNIST file {stem}[.gz] not found in {root}; put the IDX files from the MNIST distribution there "
         f"({', '.join(MNIST_FILES.values())}) and pass --data_path {root}"
     )
@@ -122,7 +129,7 @@ def mnist_images(root: str, size: int, n_train: int, n_test: int, seed: int) -> 
     for split, count in (("train", n_train), ("test", n_test)):
         images = load_mnist_idx(_find_mnist_file(folder, MNIST_FILES[split]))
         if count > len(images):
-            raise ValueError(f"asked for {count} MNIST {split} images but {folder} has {len(images)}")
+            raise UserError(f"asked for {count} MNIST {split} images but {folder} has {len(images)}; lower --n_{split}")
         chosen = _resize(images[np.sort(rng.choice(len(images), count, replace=False))], size)
         # Sampled once with a fixed seed, like the binarized MNIST of the paper (Salakhutdinov & Murray 2008).
         splits[split] = binarize(chosen, rng=rng, stochastic=True).astype(np.uint8)[:, None]
