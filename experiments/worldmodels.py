@@ -7,25 +7,34 @@
 Every stage checkpoints into ``--run_dir`` (default runs/worldmodels/<name>); re-running the same command after a
 kill resumes where it stopped. Rollouts, V and the encoded latents go to ``--data_dir`` (default: the run dir), so
 runs that differ only in M or C -- an LSTM and a DNC core, say -- can share one data dir and train V once.
-Results go to results/worldmodels/<name>.json with figures, GIFs and curves.
+Results go to <results_dir>/worldmodels/<name>.json with figures, GIFs and curves.
+
+Nothing on disk is reused on trust (:mod:`dreamlab.worldmodels.provenance`, which also says how folders written
+before this was recorded are migrated): the rollout folder's manifest must match the run's task, seed,
+repeat_probability and max_steps; latents live in a folder keyed by V's weights; M's and C's checkpoints record the
+latents and the M they were computed from. A run holds a lock on its run dir for its life, and one on the data dir
+while it collects rollouts, trains V and encodes: a second run on the same folder stops at once naming the pid.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import time
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
 
 from dreamlab.checkpoint import Checkpointer
 from dreamlab.cmaes import CMAES
-from dreamlab.config import RunConfig, config_dict, parse_config
+from dreamlab.config import RunConfig, config_dict, in_range, non_negative, parse_config, positive
 from dreamlab.files import atomic_write_json
 from dreamlab.parallel import WorkerPool
 from dreamlab.results import StageTimer, write_result
+from dreamlab.runs import NonFiniteError, UserError, cli, run_directory
 from dreamlab.runtime import resolve_device, resolve_dtype, seed_everything, set_threads
 from dreamlab.worldmodels import (
     MDNRNN,
@@ -52,6 +61,8 @@ from dreamlab.worldmodels.plots import (
     save_prior_samples,
     save_reconstructions,
 )
+from dreamlab.worldmodels.provenance import StageCheckpointer, data_dir_lock, fingerprint
+from dreamlab.worldmodels.training import latents_agree, latents_folder
 
 SOLVED = {"doom": 750.0, "carracing": 900.0}
 # Episode seeds: CMA-ES's real checks and the final test never share an episode.
@@ -62,7 +73,7 @@ CURVE_SEED_BASE, FINAL_SEED_BASE = 10_000_000, 20_000_000
 class WorldModelsConfig(RunConfig):
     """World Models on ViZDoom Take Cover (task doom) or CarRacing-v3 (task carracing)."""
 
-    task: str = "doom"
+    task: Literal["doom", "carracing"] = "doom"
     # Rollouts
     rollouts: int = 1000
     repeat_probability: float = 0.9  # random policy: keep the previous action with this probability
@@ -78,7 +89,7 @@ class WorldModelsConfig(RunConfig):
     vae_lr: float = 1e-3
     kl_tolerance: float = 0.5
     # M
-    core: str = "lstm"
+    core: Literal["lstm", "dnc"] = "lstm"
     hidden_size: int = 256
     n_components: int = 5
     dnc_memory_slots: int = 16  # core dnc only
@@ -91,7 +102,7 @@ class WorldModelsConfig(RunConfig):
     grad_clip: float = 1.0
     done_pos_weight: float = 10.0
     # C
-    train_in: str = "dream"  # dream | real
+    train_in: Literal["dream", "real"] = "dream"
     include_cell: bool = False  # C also sees M's cell state c
     temperature: float = 1.15
     population: int = 32
@@ -104,9 +115,41 @@ class WorldModelsConfig(RunConfig):
     # The controller tested at the end: the CMA-ES mean after the last generation (last), or the mean whose real
     # check scored highest (best_check: the thesis tests C over 100 episodes at intervals). The final test's episode
     # seeds are disjoint from the checks', so a best_check score is not the selection's own score.
-    final_controller: str = "last"
+    final_controller: Literal["last", "best_check"] = "last"
     final_episodes: int = 100
     checkpoint_seconds: float = 120.0
+    # Real-game speed (each measured in results/worldmodels/real_benchmark.json). A worker steps games_per_worker
+    # games at once, with V, M and C batched over them; lean_render (CarRacing) skips drawing what observations
+    # never show (the same observations). no_progress_steps > 0 ends a CarRacing *training* episode after that many
+    # steps without a new road tile (a common CarRacing practice); real checks and the final test play whole ones.
+    games_per_worker: int = 8
+    lean_render: bool = True
+    no_progress_steps: int = 0
+
+    def validate(self) -> None:
+        super().validate()
+        positive(self, "rollouts", "vae_rollouts", "z_dim", "vae_steps", "vae_batch", "vae_lr", "hidden_size")
+        positive(self, "n_components", "dnc_memory_slots", "dnc_word_size", "dnc_read_heads", "m_steps", "m_batch")
+        positive(self, "m_seq_len", "m_lr", "grad_clip", "done_pos_weight", "temperature", "trials", "sigma0")
+        positive(self, "generations", "real_eval_every", "final_episodes")
+        non_negative(self, "max_steps", "workers", "kl_tolerance", "real_eval_episodes", "checkpoint_seconds")
+        in_range(self, "repeat_probability", 0.0, 1.0)
+        if self.repeat_probability == 1.0:
+            raise UserError("--repeat_probability 1 would never change the first random action; use a value below 1")
+        if self.population < 2:
+            raise UserError(f"--population must be >= 2 (CMA-ES ranks its candidates), got {self.population}")
+        if self.c_seed < -1:
+            raise UserError(f"--c_seed must be -1 (= --seed) or >= 0, got {self.c_seed}")
+        if self.vae_rollouts > self.rollouts:
+            raise UserError(f"--vae_rollouts ({self.vae_rollouts}) cannot exceed --rollouts ({self.rollouts})")
+        if self.train_in == "dream" and self.task != "doom":
+            raise UserError("dream training needs a done head, which only the doom task has; pass --train_in real")
+        if self.final_controller == "best_check" and self.real_eval_episodes < 1:
+            raise UserError("--final_controller best_check needs real checks: set --real_eval_episodes >= 1")
+        positive(self, "games_per_worker")
+        non_negative(self, "no_progress_steps")
+        if self.no_progress_steps > 0 and not (self.task == "carracing" and self.train_in == "real"):
+            raise UserError("--no_progress_steps counts new road tiles: it needs --task carracing --train_in real")
 
 
 # The fields each stage's result depends on. A stage's checkpoint is refused (naming the fields) when one of these
@@ -140,6 +183,7 @@ _C_INPUTS = (
     "trials",
     "sigma0",
     "c_seed",
+    "no_progress_steps",
 )
 STAGE_INPUTS = {"vae.pt": _V_INPUTS, "mdnrnn.pt": _M_INPUTS, "cmaes.pt": _C_INPUTS, "evaluation.pt": _C_INPUTS}
 
@@ -183,37 +227,24 @@ PRESETS = {
 }
 
 
-def check_config(config: WorldModelsConfig) -> None:
-    get_task(config.task)
-    if config.train_in not in ("dream", "real"):
-        raise ValueError(f"train_in must be 'dream' or 'real', got {config.train_in!r}")
-    if config.final_controller not in ("last", "best_check"):
-        raise ValueError(f"final_controller must be 'last' or 'best_check', got {config.final_controller!r}")
-    if config.final_controller == "best_check" and config.real_eval_episodes < 1:
-        raise ValueError("final_controller best_check needs real checks: real_eval_episodes must be >= 1")
-    if config.train_in == "dream" and config.task != "doom":
-        raise ValueError("dream training needs a done head, which only the doom task has; use --train_in real")
-    if config.vae_rollouts > config.rollouts:
-        raise ValueError(f"vae_rollouts ({config.vae_rollouts}) cannot exceed rollouts ({config.rollouts})")
-    for field in ("rollouts", "vae_steps", "m_steps", "population", "trials", "final_episodes", "z_dim"):
-        if getattr(config, field) < 1:
-            raise ValueError(f"{field} must be >= 1, got {getattr(config, field)}")
-
-
+@cli
 def main(argv: list[str] | None = None) -> dict:
     config = parse_config(WorldModelsConfig, PRESETS, argv, description=__doc__)
-    check_config(config)
     name = config.name or f"{config.task}_{config.core}_{config.preset}"
     run_dir = Path(config.run_dir or f"runs/worldmodels/{name}")
-    data_dir = Path(config.data_dir) if config.data_dir else run_dir
     out_dir = Path(config.results_dir) / "worldmodels"
+    with run_directory(run_dir, out_dir):
+        return run(config, name, run_dir, out_dir)
+
+
+def run(config: WorldModelsConfig, name: str, run_dir: Path, out_dir: Path) -> dict:
+    """The pipeline, in a locked run dir: every stage resumes from its checkpoint or reloads its result."""
+    data_dir = Path(config.data_dir) if config.data_dir else run_dir
     set_threads(config.threads)
     seed_everything(config.seed)
     device, dtype = resolve_device(config.device), resolve_dtype(config.dtype)
     task = get_task(config.task)
     max_steps = config.max_steps or task.max_episode_steps
-    run_dir.mkdir(parents=True, exist_ok=True)
-    data_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(run_dir / "config.json", config_dict(config))
 
     # Stage times survive a kill: the timer is saved with every log line, including the current stage's share.
@@ -237,10 +268,11 @@ def main(argv: list[str] | None = None) -> dict:
             current.update(stage=self.name, start=time.perf_counter())
             self.inner.__enter__()
 
-        def __exit__(self, *exc):
-            self.inner.__exit__(*exc)
+        def __exit__(self, exc_type, *exc):
+            self.inner.__exit__(exc_type, *exc)
             current.clear()
-            log(f"stage {self.name} done")
+            if exc_type is None:
+                log(f"stage {self.name} done")
 
     def checkpointer(filename: str) -> Checkpointer:
         folder = data_dir if filename == "vae.pt" else run_dir
@@ -256,7 +288,8 @@ def main(argv: list[str] | None = None) -> dict:
         else {}
     )
 
-    with WorkerPool(config.workers, config.ray_address or None) as pool:
+    with WorkerPool(config.workers, config.ray_address or None) as pool, contextlib.ExitStack() as data_stages:
+        data_stages.enter_context(data_dir_lock(data_dir))
         with stage("collect"):
             paths = collect_rollouts(
                 config.task,
@@ -291,10 +324,26 @@ def main(argv: list[str] | None = None) -> dict:
             save_prior_samples(vae, 8, config.seed, out_dir / f"{name}_vae_samples.png")
 
         with stage("encode"):
-            # One folder per V: latents written by a V trained for fewer steps are never mistaken for this one's.
-            latent_paths = encode_rollouts(vae, paths, data_dir / f"latents_vae{config.vae_steps}", log=log)
+            # One folder per V's weights: latents of another V are never read, whatever happened to vae.pt.
+            latent_dir = latents_folder(data_dir, vae, data_dir / "rollouts")
+            latent_paths = encode_rollouts(vae, paths, latent_dir, log=log)
             data = load_latents(latent_paths)
+            old_latents = data_dir / f"latents_vae{config.vae_steps}"
+            if old_latents.is_dir():
+                log(f"{old_latents} is no longer read (latents are keyed by V's weights); delete it once M is trained")
+        data_stages.close()  # the data is ready: another run sharing the data dir may now prepare its own
 
+        # M records the latents it trains on: a checkpoint of a run whose latents differ is refused. One written
+        # before checkpoints recorded inputs is adopted when the latents of that time equal this V's.
+        m_checkpointer = StageCheckpointer(
+            run_dir,
+            config,
+            "mdnrnn.pt",
+            STAGE_INPUTS["mdnrnn.pt"],
+            inputs=latent_dir.name,
+            what="latents",
+            adopt_legacy=lambda: latents_agree(old_latents, latent_paths),
+        )
         with stage("M"):
             model = MDNRNN(
                 config.z_dim,
@@ -316,7 +365,7 @@ def main(argv: list[str] | None = None) -> dict:
                 grad_clip=config.grad_clip,
                 done_pos_weight=config.done_pos_weight,
                 seed=config.seed,
-                checkpointer=checkpointer("mdnrnn.pt"),
+                checkpointer=m_checkpointer,
                 checkpoint_seconds=config.checkpoint_seconds,
                 log_every=max(1, min(50, config.m_steps // 10)),
                 monitor_grads=config.log_grads,
@@ -348,13 +397,18 @@ def main(argv: list[str] | None = None) -> dict:
             params = torch.as_tensor(candidates)
             return dream.returns(params, config.trials, seed=c_seed * 100_003 + generation).cpu().numpy()
 
+        # How workers play real games (speed only); real checks and the final test never end an episode early.
+        env_options = {"lean_render": config.lean_render} if config.task == "carracing" else {}
+
         def real_fitness(candidates: np.ndarray, generation: int) -> np.ndarray:
             seeds = [c_seed * 100_003 + generation * config.trials + i for i in range(config.trials)]
-            return real_population_returns(agent, candidates, seeds, pool, max_steps)
+            games, stall = config.games_per_worker, config.no_progress_steps
+            return real_population_returns(agent, candidates, seeds, pool, max_steps, games, stall, env_options)
 
         def real_score(mean: np.ndarray, generation: int) -> np.ndarray:
             seeds = [CURVE_SEED_BASE + generation * 1000 + i for i in range(config.real_eval_episodes)]
-            return np.asarray([r.episode_return for r in evaluate_real(agent, mean, seeds, pool, max_steps)])
+            results = evaluate_real(agent, mean, seeds, pool, max_steps, False, config.games_per_worker, env_options)
+            return np.asarray([r.episode_return for r in results])
 
         with stage("C"):
             es = CMAES(np.zeros(controller.n_params), config.sigma0, popsize=config.population, seed=c_seed)
@@ -366,9 +420,17 @@ def main(argv: list[str] | None = None) -> dict:
                 es,
                 dream_fitness if config.train_in == "dream" else real_fitness,
                 generations=config.generations,
-                checkpointer=checkpointer("cmaes.pt"),
+                checkpointer=StageCheckpointer(
+                    run_dir,
+                    config,
+                    "cmaes.pt",
+                    STAGE_INPUTS["cmaes.pt"],
+                    inputs=fingerprint(model),
+                    what="M",
+                    adopt_legacy=lambda: m_checkpointer.adopted_legacy,
+                ),
                 real_score=real_score if config.real_eval_episodes > 0 else None,
-                real_every=max(1, config.real_eval_every),
+                real_every=config.real_eval_every,
                 log=log,
             )
             c_curve = evolution.curve
@@ -376,19 +438,25 @@ def main(argv: list[str] | None = None) -> dict:
                 final_generation, final_params = evolution.best_checked()
             else:
                 final_generation, final_params = es.generation, np.asarray(es.mean)
+            if not np.isfinite(final_params).all():
+                raise NonFiniteError(f"C's controller of generation {final_generation} is NaN or infinite")
 
         with stage("evaluate"):
             evaluation = checkpointer("evaluation.pt")
             saved = evaluation.load()
+            tested = fingerprint(vae, model, final_params)  # the agent: a re-trained V, M or C is tested again
             stale = saved is None or len(saved["returns"]) != config.final_episodes
-            if stale or saved["generation"] != final_generation:
+            if stale or saved["generation"] != final_generation or saved.get("agent") != tested:
                 seeds = [FINAL_SEED_BASE + i for i in range(config.final_episodes)]
-                results = evaluate_real(agent, final_params, seeds, pool, max_steps, record_first=True)
+                results = evaluate_real(
+                    agent, final_params, seeds, pool, max_steps, True, config.games_per_worker, env_options
+                )
                 saved = {
                     "returns": np.asarray([r.episode_return for r in results]),
                     "steps": np.asarray([r.steps for r in results]),
                     "frames": results[0].frames,
                     "generation": final_generation,
+                    "agent": tested,
                 }
                 evaluation.save(saved)
             returns = saved["returns"]

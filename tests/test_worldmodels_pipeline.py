@@ -10,8 +10,10 @@ import torch
 
 from dreamlab.checkpoint import Checkpointer, CheckpointError
 from dreamlab.cmaes import CMAES
+from dreamlab.config import make_config
 from dreamlab.grad_monitor import NonFiniteLossError
 from dreamlab.results import CurveLog
+from dreamlab.runs import UserError
 from dreamlab.worldmodels import (
     MDNRNN,
     ConvVAE,
@@ -151,14 +153,17 @@ def test_evolution_keeps_each_checked_mean_across_a_resume(tmp_path):
 
 
 def test_bad_config_is_named():
-    with pytest.raises(ValueError, match="train_in"):
-        experiment.check_config(experiment.WorldModelsConfig(train_in="imagination"))
-    with pytest.raises(ValueError, match="final_controller"):
-        experiment.check_config(experiment.WorldModelsConfig(final_controller="best"))
-    with pytest.raises(ValueError, match="real_eval_episodes"):
-        experiment.check_config(experiment.WorldModelsConfig(final_controller="best_check", real_eval_episodes=0))
-    with pytest.raises(ValueError, match="unknown World Models task"):
-        experiment.check_config(experiment.WorldModelsConfig(task="pong"))
+    def make(**fields):
+        return make_config(experiment.WorldModelsConfig, experiment.PRESETS, "smoke", **fields)
+
+    with pytest.raises(UserError, match="train_in"):
+        make(train_in="imagination")
+    with pytest.raises(UserError, match="final_controller"):
+        make(final_controller="best")
+    with pytest.raises(UserError, match="real_eval_episodes"):
+        make(final_controller="best_check", real_eval_episodes=0)
+    with pytest.raises(UserError, match="task 'pong' is not one of doom, carracing"):
+        make(task="pong")
     with pytest.raises(SystemExit):
         experiment.main(["--preset", "huge"])
 
@@ -193,7 +198,7 @@ def test_c_seed_repeats_c_on_the_same_m(tmp_path):
         stage_checkpointer(tmp_path, "cmaes.pt", c_seed=1).load()
 
 
-def test_smoke_pipeline_end_to_end_and_resume(tmp_path):
+def test_smoke_pipeline_end_to_end_and_resume(tmp_path, capsys):
     argv = [
         "--preset",
         "smoke",
@@ -219,8 +224,9 @@ def test_smoke_pipeline_end_to_end_and_resume(tmp_path):
     curve = (folder / "doom_lstm_smoke_curve.csv").read_text().splitlines()
     assert [line.split(",")[0] for line in curve[1:]] == ["1", "2"]  # generation 1 not repeated
     # A setting of C only: V and M are reused, C's checkpoint is refused with the field named.
-    with pytest.raises(CheckpointError, match="temperature"):
+    with pytest.raises(SystemExit) as refused:
         experiment.main([*argv[:-1], "2", "--temperature", "1.0"])
+    assert refused.value.code == 2 and "temperature" in capsys.readouterr().err
     # The thesis' protocol: test the mean whose real check scored highest, on the final test's own episodes.
     best = experiment.main([*argv[:-1], "2", "--final_controller", "best_check"])
     checks = {

@@ -18,6 +18,9 @@ so the cost follows the number of living agents. Randomness is shared across can
 candidate starts from the same real frame and sees the same noise at each step (common random numbers), so the
 candidates are ranked on equal terms, and a candidate's returns do not depend on which other candidates share
 its batch -- evaluating one at a time gives exactly the batched result.
+
+A dream whose z or done logit turns NaN or infinite (an M whose weights blew up) stops with
+:class:`dreamlab.runs.NonFiniteError`: such an agent would never die and score the step cap.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import math
 
 import torch
 
+from dreamlab.runs import NonFiniteError
 from dreamlab.worldmodels.controller import LinearController
 from dreamlab.worldmodels.cores import select_state
 from dreamlab.worldmodels.mdnrnn import MDNRNN
@@ -118,7 +122,7 @@ class Dream:
         recorded = [z[0]] if record else []
         k = model.n_components
 
-        for _ in range(self.max_steps):
+        for step in range(self.max_steps):
             features = torch.cat([z, model.core.controller_features(state, self.include_cell)], dim=-1)
             actions = self.controller.act(weights, bias, features, rows_candidate)
             output, state = model.step(z, self.task.action_features(actions, self.dtype), state)
@@ -131,9 +135,17 @@ class Dream:
             ).squeeze(-1)
             returns[alive] += 1.0
             died = coin[rows_trial] < torch.sigmoid(output.done_logit - self.done_logit_offset)
+            # One host sync per step for both questions: is any agent dead, is anything broken.
+            finite = torch.isfinite(z).all() & torch.isfinite(output.done_logit).all()
+            any_died, finite = torch.stack([died.any(), finite]).tolist()
+            if not finite:
+                raise NonFiniteError(
+                    f"the dream's z or done logit is NaN or infinite at step {step + 1}: M is broken (its weights "
+                    "blew up); retrain it with a smaller --m_lr"
+                )
             if record and alive[0] == 0 and not died[0]:
                 recorded.append(z[0])
-            if died.any():
+            if any_died:
                 keep = torch.nonzero(~died).squeeze(-1)
                 if len(keep) == 0:
                     break

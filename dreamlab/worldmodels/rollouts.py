@@ -12,10 +12,15 @@ Rollout ``i`` is generated from seed ``seed * 1_000_003 + i``, so re-running ski
 re-creates a damaged one exactly. The random policy keeps its previous action with probability
 ``repeat_probability`` and otherwise draws a new one, as the original implementations do: a policy that
 changes action every step jitters in place and never sees the states a controller reaches.
+
+The folder's ``manifest.json`` records what rollout ``i`` is made from (task, seed, repeat_probability,
+max_steps): collecting into a folder of other settings is refused, naming them, so rollouts of two configs never
+mix (:mod:`dreamlab.worldmodels.provenance` says how a folder written before manifests is adopted).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import zipfile
 from collections.abc import Sequence
@@ -26,6 +31,8 @@ import numpy as np
 
 from dreamlab.files import atomic_savez, load_npz
 from dreamlab.parallel import WorkerPool
+from dreamlab.runs import UserError
+from dreamlab.worldmodels.provenance import differences, read_manifest, write_manifest
 from dreamlab.worldmodels.tasks import get_task
 
 ROLLOUT_KEYS = ("frames", "actions", "rewards", "dones")
@@ -59,8 +66,8 @@ class RolloutSummary:
     terminated: bool
 
 
-def collect_rollout(job: RolloutJob) -> RolloutSummary:
-    """Play one random-policy episode and write it atomically to ``rollout_path(job.folder, job.index)``."""
+def play_rollout(job: RolloutJob) -> dict[str, np.ndarray]:
+    """Play one random-policy episode: the arrays of its rollout file."""
     task = get_task(job.task)
     rng = np.random.default_rng(rollout_seed(job.seed, job.index))
     env = task.make_env(job.max_episode_steps)
@@ -80,14 +87,20 @@ def collect_rollout(job: RolloutJob) -> RolloutSummary:
         env.close()
     dones = np.zeros(len(frames), dtype=bool)
     dones[-1] = terminated
-    atomic_savez(
-        rollout_path(job.folder, job.index),
-        frames=np.stack(frames).astype(np.uint8),
-        actions=np.stack(actions),
-        rewards=np.asarray(rewards, dtype=np.float32),
-        dones=dones,
-    )
-    return RolloutSummary(job.index, len(frames), float(np.sum(rewards)), bool(terminated))
+    return {
+        "frames": np.stack(frames).astype(np.uint8),
+        "actions": np.stack(actions),
+        "rewards": np.asarray(rewards, dtype=np.float32),
+        "dones": dones,
+    }
+
+
+def collect_rollout(job: RolloutJob) -> RolloutSummary:
+    """Play one random-policy episode and write it atomically to ``rollout_path(job.folder, job.index)``."""
+    data = play_rollout(job)
+    atomic_savez(rollout_path(job.folder, job.index), **data)
+    steps = len(data["dones"])
+    return RolloutSummary(job.index, steps, float(data["rewards"].sum()), bool(data["dones"][-1]))
 
 
 def load_rollout(path: str | os.PathLike) -> dict[str, np.ndarray]:
@@ -140,6 +153,9 @@ def collect_rollouts(
     spec = get_task(task)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    max_episode_steps = max_episode_steps or spec.max_episode_steps
+    template = RolloutJob(task, 0, seed, str(folder), repeat_probability, max_episode_steps)
+    check_manifest(template, log)
     paths = [rollout_path(folder, i) for i in range(count)]
     for path in (p for p in paths if p.is_file()):
         if not is_intact(path):
@@ -148,10 +164,7 @@ def collect_rollouts(
     missing = [i for i, p in enumerate(paths) if not p.is_file()]
     if missing:
         log(f"collecting {len(missing)} of {count} rollouts into {folder}")
-        jobs = [
-            RolloutJob(task, i, seed, str(folder), repeat_probability, max_episode_steps or spec.max_episode_steps)
-            for i in missing
-        ]
+        jobs = [dataclasses.replace(template, index=i) for i in missing]
         # Submitted in blocks so that a kill loses at most one block's unfinished episodes and progress shows.
         block = max(1, 8 * max(1, pool.workers))
         steps = 0
@@ -170,3 +183,59 @@ def rollout_lengths(paths: Sequence[str | os.PathLike]) -> np.ndarray:
         with np.load(path, allow_pickle=False) as data:
             lengths.append(len(data["dones"]))
     return np.asarray(lengths, dtype=np.int64)
+
+
+def manifest_of(job: RolloutJob) -> dict[str, object]:
+    """What every rollout of ``job``'s folder is made from; rollout ``i`` is a function of these and ``i``."""
+    return {
+        "task": job.task,
+        "seed": job.seed,
+        "repeat_probability": job.repeat_probability,
+        "max_steps": job.max_episode_steps,
+    }
+
+
+def check_manifest(template: RolloutJob, log=print) -> None:
+    """Refuse a rollout folder made with other settings (:class:`UserError` naming them); write the manifest of a
+    new folder; adopt a folder written before manifests only if its rollouts verify (:func:`verify_rollouts`)."""
+    folder, expected = Path(template.folder), manifest_of(template)
+    saved = read_manifest(folder)
+    if saved is not None:
+        changed = differences(saved, expected)
+        if changed:
+            raise UserError(
+                f"{folder} holds rollouts of other settings ({', '.join(changed)}); pass another --data_dir "
+                f"(or --run_dir), or delete {folder} to collect afresh"
+            )
+        return
+    existing = sorted(int(p.stem.split("_")[1]) for p in folder.glob("rollout_*.npz") if is_intact(p))
+    if existing:
+        problem = verify_rollouts(template, existing)
+        if problem:
+            raise UserError(
+                f"{folder} holds {len(existing)} rollouts without a manifest that this run's settings do not "
+                f"reproduce ({problem}); delete {folder} to collect afresh, or pass another --data_dir"
+            )
+        log(f"{folder}: {len(existing)} rollouts written before manifests verify against this run's settings")
+    write_manifest(folder, expected)
+
+
+def verify_rollouts(template: RolloutJob, indices: Sequence[int]) -> str | None:
+    """Why the rollouts ``indices`` of ``template.folder`` are not what ``template``'s settings make, or ``None``.
+
+    Every episode must fit the cap (one that did not terminate is exactly ``max_episode_steps`` long, none is
+    longer), and the first and last rollouts must replay byte for byte from their seeds.
+    """
+    for index in indices:
+        path = rollout_path(template.folder, index)
+        with np.load(path, allow_pickle=False) as data:
+            dones = data["dones"]
+        length, cap = len(dones), template.max_episode_steps
+        if length > cap or (not dones[-1] and length != cap):
+            return f"{path.name} has {length} steps, the cap is max_steps {cap}"
+    for index in sorted({indices[0], indices[-1]}):
+        replay = play_rollout(dataclasses.replace(template, index=index))
+        stored = load_rollout(rollout_path(template.folder, index))
+        if any(not np.array_equal(replay[k], stored[k]) for k in ROLLOUT_KEYS):
+            return f"{rollout_path(template.folder, index).name} differs from its replay"
+    return None

@@ -4,10 +4,15 @@ Each stage saves its full state (weights, optimiser, data order, random generato
 :class:`dreamlab.checkpoint.Checkpointer` at most every ``checkpoint_seconds`` and when it ends (CMA-ES: every
 generation); re-running a stage after a kill continues from the last checkpoint, and re-running a finished stage
 only reloads its result, so nothing is lost or done twice. A larger step budget continues a finished stage.
+
+A broken model never produces a result: every loss is checked before its update (NaN, Inf, or beyond
+:data:`LOSS_LIMIT`, where training has diverged), and the weights are checked when loaded and after the last
+update, which no loss sees. Latents are kept in a folder keyed by V's weights (:func:`latents_folder`).
 """
 
 from __future__ import annotations
 
+import copy
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -23,8 +28,10 @@ from dreamlab.cmaes import CMAES
 from dreamlab.files import atomic_savez, load_npz
 from dreamlab.grad_monitor import GradientMonitor, check_finite
 from dreamlab.results import CurveLog
+from dreamlab.runs import NonFiniteError, UserError, check_finite_module
 from dreamlab.worldmodels.cores import State, detach_state, map_state
 from dreamlab.worldmodels.mdnrnn import MDNRNN, mdnrnn_loss
+from dreamlab.worldmodels.provenance import fingerprint, read_manifest, write_manifest
 from dreamlab.worldmodels.rollouts import load_rollout
 from dreamlab.worldmodels.sequences import EpisodeStreams, LatentEpisodes, make_chunk
 from dreamlab.worldmodels.tasks import Task
@@ -32,6 +39,19 @@ from dreamlab.worldmodels.vae import ConvVAE, frames_to_tensor, vae_loss
 
 Log = Callable[[str], None]
 LATENT_KEYS = ("mu", "logvar", "actions", "dones")
+# A loss beyond this means training diverged: V's reconstruction term is at most 64 * 64 * 3 = 12288 per frame, and
+# an untrained M's mixture NLL is a few nats per dimension, so no sane run comes near, while the weights are still
+# far from float32's overflow (3.4e38) that would turn the next loss into NaN without saying why.
+LOSS_LIMIT = 1e6
+
+
+def check_loss(loss: torch.Tensor, what: str) -> None:
+    """Stop on a NaN or Inf loss (:class:`NonFiniteLossError`) or one beyond :data:`LOSS_LIMIT`."""
+    check_finite(loss, what)
+    if abs(loss.item()) > LOSS_LIMIT:
+        raise NonFiniteError(
+            f"{what} is {loss.item():.3g}, beyond {LOSS_LIMIT:g}: training diverged; lower the learning rate"
+        )
 
 
 def load_frames(paths: Sequence[str | os.PathLike]) -> torch.Tensor:
@@ -63,10 +83,12 @@ def train_vae(
     saved = checkpointer.load(map_location=device)
     if saved is not None:
         vae.load_state_dict(saved["model"])
+        check_finite_module(vae, f"V loaded from {checkpointer.path}")
         optimizer.load_state_dict(saved["optimizer"])
         curve.load_state_dict(saved["curve"])
         step = saved["step"]
         if step >= steps:
+            vae.eval()
             return curve
         log(f"V: resuming at step {step}/{steps}")
 
@@ -76,7 +98,9 @@ def train_vae(
 
     frames = load_frames()
     if len(frames) < batch_size:
-        raise ValueError(f"V needs at least batch_size={batch_size} frames, got {len(frames)}")
+        raise UserError(
+            f"V needs at least --vae_batch {batch_size} frames, got {len(frames)}; lower it or collect more rollouts"
+        )
     monitor = GradientMonitor(vae) if monitor_grads else None
     per_epoch = len(frames) // batch_size
     order, order_epoch = None, -1
@@ -93,7 +117,7 @@ def train_vae(
         noise = torch.Generator(device=device).manual_seed(seed * 1_000_003 + step)
         reconstruction, mu, logvar = vae(images, noise)
         loss, reconstruction_loss, kl = vae_loss(images, reconstruction, mu, logvar, kl_tolerance)
-        check_finite(loss, f"V loss at step {step}")
+        check_loss(loss, f"V loss at step {step}")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if monitor is not None:
@@ -110,6 +134,11 @@ def train_vae(
         if time.monotonic() - last_save > checkpoint_seconds and step < steps:
             save()
             last_save = time.monotonic()
+    # No loss of the loop sees the last update: check the weights it left before they are saved and used.
+    check_finite_module(vae, f"V after step {step}")
+    with torch.no_grad():
+        reconstruction, mu, logvar = vae(images, noise)
+        check_loss(vae_loss(images, reconstruction, mu, logvar, kl_tolerance)[0], f"V loss after step {step}")
     save()
     vae.eval()
     return curve
@@ -117,6 +146,23 @@ def train_vae(
 
 def latent_path(folder: str | os.PathLike, index: int) -> Path:
     return Path(folder) / f"latent_{index:06d}.npz"
+
+
+def latents_folder(data_dir: str | os.PathLike, vae: ConvVAE, rollouts: str | os.PathLike) -> Path:
+    """``data_dir/latents_<key>``: where ``vae``'s latents of the rollout folder ``rollouts`` live, keyed by V's
+    weights and the rollouts' manifest, so latents are only ever read by the V (and data) that wrote them. The
+    folder's manifest says what they were made from."""
+    made_from = {"vae": fingerprint(vae), "rollouts": read_manifest(rollouts)}
+    if made_from["rollouts"] is None:
+        raise ValueError(f"{rollouts} has no manifest: collect the rollouts with collect_rollouts first")
+    folder = Path(data_dir) / f"latents_{fingerprint(made_from)}"
+    saved = read_manifest(folder)
+    if saved is None:
+        folder.mkdir(parents=True, exist_ok=True)
+        write_manifest(folder, made_from)
+    elif saved != made_from:  # only a folder copied or renamed by hand gets here
+        raise UserError(f"{folder} holds latents of another V or other rollouts; delete it to encode afresh")
+    return folder
 
 
 @torch.no_grad()
@@ -159,6 +205,22 @@ def encode_rollouts(
         if encoded % 100 == 0:
             log(f"encoded {index + 1}/{len(rollout_paths)} rollouts ({encoded / (time.monotonic() - started):.1f}/s)")
     return paths
+
+
+def latents_agree(old_folder: str | os.PathLike, paths: Sequence[str | os.PathLike], atol: float = 1e-3) -> bool:
+    """Whether ``old_folder`` holds the latents ``paths`` hold for the first and last rollout (equal actions and
+    dones; mu and logvar within ``atol``, which allows another device's rounding but not another V)."""
+    for index in sorted({0, len(paths) - 1}):
+        old = latent_path(old_folder, index)
+        if not (old.is_file() and is_latent_intact(old)):
+            return False
+        before, now = load_npz(old, LATENT_KEYS), load_npz(paths[index], LATENT_KEYS)
+        if any(before[k].shape != now[k].shape for k in LATENT_KEYS):
+            return False
+        same_steps = all(np.array_equal(before[k], now[k]) for k in ("actions", "dones"))
+        if not (same_steps and all(np.allclose(before[k], now[k], rtol=0, atol=atol) for k in ("mu", "logvar"))):
+            return False
+    return True
 
 
 def is_latent_intact(path: str | os.PathLike) -> bool:
@@ -243,8 +305,10 @@ def train_by_tbptt(
         step = saved["step"]
         model.load_state_dict(saved["model"])
         if step >= steps:
+            check_weights(model, chunk_loss, streams, state, generator, f"{what} loaded from {checkpointer.path}")
             model.eval()
             return curve
+        check_finite_module(model, f"{what} loaded from {checkpointer.path}")
         optimizer.load_state_dict(saved["optimizer"])
         streams.load_state_dict(saved["streams"])
         generator.set_state(saved["generator"])
@@ -270,7 +334,7 @@ def train_by_tbptt(
     while step < steps:
         loss, state, values = chunk_loss(streams.next_indices(), state, generator)
         details = ", ".join(f"{k} {v:.4f}" for k, v in values.items())
-        check_finite(loss, f"{what} loss at step {step} ({details})")
+        check_loss(loss, f"{what} loss at step {step} ({details})")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if monitor is not None:
@@ -294,9 +358,24 @@ def train_by_tbptt(
         if time.monotonic() - last_save > checkpoint_seconds and step < steps:
             save()
             last_save = time.monotonic()
+    # No loss of the loop sees the last update: check the weights it left before they are saved and used.
+    check_weights(model, chunk_loss, streams, state, generator, f"{what} after step {step}")
     save()
     model.eval()
     return curve
+
+
+def check_weights(
+    model: MDNRNN, chunk_loss: ChunkLoss, streams: EpisodeStreams, state: State, generator: torch.Generator, what: str
+) -> None:
+    """M's weights are finite and its loss on the next chunk has not diverged (:func:`check_loss`). The streams
+    and the generator are left as they were, so that a checked run saves what an unchecked one would."""
+    check_finite_module(model, what)
+    generator_copy = torch.Generator(device=generator.device)
+    generator_copy.set_state(generator.get_state())
+    with torch.no_grad():
+        loss, _, values = chunk_loss(copy.deepcopy(streams).next_indices(), state, generator_copy)
+    check_loss(loss, f"{what}: loss ({', '.join(f'{k} {v:.4g}' for k, v in values.items())})")
 
 
 def train_mdnrnn(
@@ -399,6 +478,8 @@ def evolve_controller(
         started = time.monotonic()
         candidates = es.ask()
         returns = np.asarray(fitness(candidates, es.generation))
+        if not np.isfinite(returns).all():
+            raise NonFiniteError(f"C: a fitness of generation {es.generation + 1} is NaN or infinite; M is broken")
         scores = returns.mean(axis=1)
         es.tell(candidates, -scores)
         generation = es.generation
