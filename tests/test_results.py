@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from dreamlab import results_index
 from dreamlab.config import RESULTS_DIR, RunConfig, committed_results_dir, make_config, parse_config
 from dreamlab.results import write_result
 from dreamlab.runs import UserError
@@ -109,3 +110,36 @@ def test_every_committed_result_loads_with_the_required_fields():
         missing = REQUIRED_FIELDS - set(record)
         assert not missing, f"{path.relative_to(ROOT)} lacks {sorted(missing)}"
         assert isinstance(record["metrics"], dict) and isinstance(record["config"], dict), path
+
+
+def test_the_committed_index_lists_every_committed_result():
+    index = committed_results_dir() / results_index.INDEX_NAME
+    assert index.is_file(), "results/README.md is missing: run python -m dreamlab.results_index"
+    assert index.read_text() == results_index.render(committed_results_dir()), (
+        "results/README.md is out of date with the files in results/: run python -m dreamlab.results_index"
+    )
+
+
+def test_index_names_each_result_its_numbers_and_its_own_figures(tmp_path):
+    def result(name: str, experiment: str, metrics: dict) -> None:
+        config = {"preset": "fast"}
+        write_result("gan", name, experiment=experiment, config=config, metrics=metrics, wall_seconds=7200.0,
+                     results_dir=tmp_path, command=f"python experiments/{experiment}.py --name {name}")  # fmt: skip
+
+    result("sprites", "sncgan", {"feature_fid": 25.06, "steps": 66000, "mean_attribute_accuracy": 0.99})
+    result("sprites_bg0", "unlisted_experiment", {"a": 1.5, "b": [1, 2], "c": "x", "d": 2, "e": 3, "f": 4})
+    for name in ("sprites_fid.png", "sprites_bg0_fid.png", "sprites_losses.csv", "sprites.gif", "table.md"):
+        (tmp_path / "gan" / name).write_text("x")
+    text = results_index.render(tmp_path)
+    assert "| [`gan`](#gan) | 2 | 3 |" in text
+    sprites, bg0 = text.split("- **[sprites.json]")[1].split("- **[sprites_bg0.json]")
+    assert "`sncgan`, preset `fast`, 2.0 h" in sprites and "python experiments/sncgan.py --name sprites" in sprites
+    assert "mean_attribute_accuracy **0.99**, feature_fid **25.06**, steps **66,000**" in sprites
+    # A figure belongs to the result with the longest name its own starts with.
+    assert "sprites_fid.png" in sprites and "sprites.gif" in sprites and "sprites_bg0_fid.png" not in sprites
+    assert "figures: [sprites_bg0_fid.png](gan/sprites_bg0_fid.png)" in bg0
+    assert "data: [sprites_losses.csv](gan/sprites_losses.csv)" in sprites
+    # Without chosen headlines: the first four scalar metrics.
+    assert "a **1.5**, c **x**, d **2**, e **3**" in bg0 and "f **4**" not in bg0
+    assert "other files: [table.md](gan/table.md)" in bg0
+    assert results_index.write_index(tmp_path).read_text() == text
