@@ -166,7 +166,7 @@ class Checkpointer:
     def save_objects(self, objects: Mapping[str, Any], step: int) -> Path:
         """Save the state of each named object (anything with ``state_dict``, or a NumPy/torch random generator)
         and the step reached."""
-        return self.save({**{name: _state_of(obj) for name, obj in objects.items()}, "step": step})
+        return self.save({**{name: state_of(obj) for name, obj in objects.items()}, "step": step})
 
     def restore_objects(self, objects: Mapping[str, Any], map_location: str | torch.device = "cpu") -> int:
         """Put each named object back in its saved state and return the saved step; 0 when there is no checkpoint."""
@@ -174,11 +174,12 @@ class Checkpointer:
         if saved is None:
             return 0
         for name, obj in objects.items():
-            _restore_state(obj, saved[name])
+            restore_state(obj, saved[name])
         return int(saved["step"])
 
 
-def _state_of(obj: Any) -> Any:
+def state_of(obj: Any) -> Any:
+    """What to checkpoint of ``obj``: its ``state_dict()``, or a NumPy/torch generator's state."""
     if isinstance(obj, np.random.Generator):
         return obj.bit_generator.state
     if isinstance(obj, torch.Generator):
@@ -186,7 +187,8 @@ def _state_of(obj: Any) -> Any:
     return obj.state_dict()
 
 
-def _restore_state(obj: Any, state: Any) -> None:
+def restore_state(obj: Any, state: Any) -> None:
+    """Put ``obj`` back in a state returned by :func:`state_of`."""
     if isinstance(obj, np.random.Generator):
         obj.bit_generator.state = state
     elif isinstance(obj, torch.Generator):
