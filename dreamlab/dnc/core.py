@@ -4,12 +4,14 @@ allocation and temporal links.
 
 `DNCCell` is one step (for stepping inside a dream or any hand-written loop); `DNC` unrolls a cell over a
 sequence, batching the work that does not depend on the recurrence (the input projection of the controller
-and the output layer) over all time steps.
+and the output layer) over all time steps. `DNC(..., compile=True)` runs the recurrent step through
+`torch.compile`, which fuses its many small element-wise operations (forward and backward) into a few C++ loops.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -115,6 +117,11 @@ class DNC(nn.Module):
     or (T, B, .) with batch_first=False. The state is a `DNCState` (batch first whatever batch_first is).
     `forward_traced` also returns chosen state fields at every step. sparse_links=K keeps K links per row
     of the temporal link matrix (Rae et al. 2016). The single-step `DNCCell` is `dnc.cell`.
+
+    compile=True runs each recurrent step through `torch.compile` (compiled on first use, for each new batch
+    size, dtype or device; about a minute on a CPU): same outputs and gradients up to float rounding, about
+    1.5-2x faster on a CPU. Where compilation fails (no C++ compiler, an unsupported Python) it warns once and
+    runs eagerly.
     """
 
     def __init__(
@@ -127,10 +134,13 @@ class DNC(nn.Module):
         read_heads: int,
         sparse_links: int | None = None,
         batch_first: bool = True,
+        compile: bool = False,
     ) -> None:
         super().__init__()
         self.batch_first = batch_first
+        self.compile_steps = compile  # not `self.compile`: that would hide nn.Module.compile
         self.cell = DNCCell(input_size, output_size, hidden_size, memory_slots, word_size, read_heads, sparse_links)
+        self._compiled_advance: Callable[[Tensor, DNCState], DNCState] | None = None
 
     def initial_state(
         self, batch_size: int, device: torch.device | None = None, dtype: torch.dtype | None = None
@@ -168,10 +178,11 @@ class DNC(nn.Module):
         cell.check_state(state, batch_size)
 
         projected = cell.controller.project_input(time_major)
+        advance = self._advance()
         hidden, reads = [], []
         traces: dict[str, list] = {name: [] for name in fields}
         for t in range(steps):
-            state = cell.advance(projected[t], state)
+            state = advance(projected[t], state)
             hidden.append(state.controller.h)
             reads.append(state.read_vectors)
             for name in fields:
@@ -181,6 +192,54 @@ class DNC(nn.Module):
         if self.batch_first:
             y = y.transpose(0, 1)
         return y, state, {name: _stack_steps(values, time_dim) for name, values in traces.items()}
+
+    def _advance(self) -> Callable[[Tensor, DNCState], DNCState]:
+        """The recurrent step: `cell.advance`, compiled on first use when compile=True."""
+        if not self.compile_steps:
+            return self.cell.advance
+        if self._compiled_advance is None:
+            self._compiled_advance = compiled_or_eager(self.cell.advance)
+        return self._compiled_advance
+
+    def __getstate__(self) -> dict:
+        # A compiled function does not pickle or deep-copy; a copy compiles its own on first use.
+        return {**super().__getstate__(), "_compiled_advance": None}
+
+
+def compiled_or_eager(function: Callable) -> Callable:
+    """`torch.compile(function)`, falling back to `function` with one warning if compilation fails.
+
+    Compilation happens at the first call (and again for new shapes, dtypes or devices), so failures surface
+    there: a missing C++ compiler, an unsupported Python or platform. The failed call is rerun eagerly, so
+    the caller sees eager results; an error of the inputs themselves is raised again by the eager call.
+    """
+    try:
+        compiled = torch.compile(function, dynamic=False)
+    except Exception as err:  # e.g. "torch.compile is not supported on this Python"
+        _warn_eager(err)
+        return function
+    failed = False
+
+    def step(*args: object) -> object:
+        nonlocal failed
+        if not failed:
+            try:
+                return compiled(*args)
+            except Exception as err:  # a backend failure: compile once, warn once, then stay eager
+                failed = True
+                _warn_eager(err)
+        return function(*args)
+
+    return step
+
+
+def _warn_eager(err: Exception) -> None:
+    message = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    warnings.warn(
+        f"torch.compile is unavailable here ({type(err).__name__}: {message}); the DNC runs eagerly",
+        RuntimeWarning,
+        stacklevel=3,
+    )
 
 
 def _stack_steps(values: list, dim: int) -> object:
