@@ -224,6 +224,31 @@ PRESETS = {
         "real_eval_episodes": 100,
         "final_controller": "best_check",
     },
+    # CarRacing after Ha & Schmidhuber: z 32, hidden 256, C on [z, h] evolved in the real game (population 64, 16
+    # episodes each), with 2,000 random rollouts rather than 10,000 (V trains on 300, held in memory). Training
+    # episodes end after 100 steps without a new road tile (a common CarRacing practice, not the paper's); the real
+    # checks (100 episodes every 25 generations) and the final test, on disjoint seeds, play whole episodes.
+    "carracing_paper": {
+        "task": "carracing",
+        "rollouts": 2000,
+        "vae_rollouts": 300,
+        "z_dim": 32,
+        "vae_steps": 40000,
+        "vae_batch": 100,
+        "vae_lr": 1e-4,
+        "hidden_size": 256,
+        "m_steps": 20000,
+        "m_batch": 100,
+        "train_in": "real",
+        "include_cell": False,
+        "population": 64,
+        "trials": 16,
+        "generations": 300,
+        "real_eval_every": 25,
+        "real_eval_episodes": 100,
+        "final_controller": "best_check",
+        "no_progress_steps": 100,
+    },
 }
 
 

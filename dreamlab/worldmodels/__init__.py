@@ -14,7 +14,14 @@ from dreamlab.worldmodels.cores import (
 )
 from dreamlab.worldmodels.dream import Dream, sample_mixture_from_noise
 from dreamlab.worldmodels.mdnrnn import MDNRNN, MDNOutput, mdnrnn_loss
-from dreamlab.worldmodels.real import AgentSpec, agent_spec, evaluate_real, play_episodes, real_population_returns
+from dreamlab.worldmodels.real import (
+    AgentSpec,
+    agent_spec,
+    evaluate_real,
+    play_episodes,
+    play_population,
+    real_population_returns,
+)
 from dreamlab.worldmodels.rollouts import (
     ROLLOUT_KEYS,
     collect_rollout,
@@ -70,6 +77,7 @@ __all__ = [
     "make_core",
     "mdnrnn_loss",
     "play_episodes",
+    "play_population",
     "real_population_returns",
     "register_core",
     "reset_state",

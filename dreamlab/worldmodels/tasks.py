@@ -19,7 +19,7 @@ class Task:
     """
 
     name: str
-    make_env: Callable[..., gym.Env]
+    make_env: Callable[..., gym.Env]  # make_env(max_episode_steps, **options)
     discrete: bool
     action_size: int  # number of actions (discrete) or action dimensions (continuous)
     max_episode_steps: int
@@ -27,6 +27,8 @@ class Task:
     action_high: tuple[float, ...] = ()
     # Maps a controller's tanh outputs in [-1, 1] to the env's continuous action (identity if None).
     squash: Callable[[torch.Tensor], torch.Tensor] | None = None
+    # A counter of the episode's progress (CarRacing: road tiles visited), for ending training episodes that stall.
+    progress: Callable[[gym.Env], int] | None = None
 
     def random_action(self, rng: np.random.Generator) -> np.ndarray:
         """A uniformly random action: an int64 scalar array or a float32 vector within the bounds."""
@@ -51,10 +53,14 @@ def _make_doom(max_episode_steps: int) -> gym.Env:
     return make_take_cover(max_episode_steps)
 
 
-def _make_car_racing(max_episode_steps: int) -> gym.Env:
+def _make_car_racing(max_episode_steps: int, lean_render: bool = False) -> gym.Env:
     from dreamlab.envs.carracing import make_car_racing
 
-    return make_car_racing(max_episode_steps)
+    return make_car_racing(max_episode_steps, lean_render=lean_render)
+
+
+def _road_tiles_visited(env: gym.Env) -> int:
+    return env.unwrapped.tile_visited_count
 
 
 def _car_racing_action(raw: torch.Tensor) -> torch.Tensor:
@@ -74,6 +80,7 @@ TASKS: dict[str, Task] = {
         action_low=(-1.0, 0.0, 0.0),
         action_high=(1.0, 1.0, 1.0),
         squash=_car_racing_action,
+        progress=_road_tiles_visited,
     ),
 }
 
