@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import cv2
 import matplotlib.pyplot as plt
 import numpy as np
 
 from dreamlab.checkpoint import Checkpointer
-from dreamlab.config import RunConfig, parse_config
+from dreamlab.config import RunConfig, in_range, non_negative, parse_config, positive
 from dreamlab.figures import save_figure
 from dreamlab.gan.colorize import (
     ColorizationTrainer,
@@ -32,6 +32,7 @@ from dreamlab.gan.colorize import (
 from dreamlab.gan.data import tensor_to_images
 from dreamlab.gan.plots import curves_figure
 from dreamlab.results import CurveLog, StageTimer, write_result
+from dreamlab.runs import UserError, check_finite_module, cli, run_directory
 from dreamlab.runtime import resolve_device, resolve_dtype, seed_everything
 
 
@@ -39,7 +40,7 @@ from dreamlab.runtime import resolve_device, resolve_dtype, seed_everything
 class ColorizeConfig(RunConfig):
     """deepcolor: colour line art from a sparse, blurred colour hint."""
 
-    data: str = "sprites"  # sprites (embedded) | folder
+    data: Literal["sprites", "folder"] = "sprites"  # sprites (embedded) | folder
     data_root: str = ""
     n_images: int = 4000  # sprites to render (data=sprites)
     background: tuple[int, ...] = (240, 240, 240)  # sprites on near-white paper, as drawings are (data=sprites)
@@ -73,6 +74,42 @@ class ColorizeConfig(RunConfig):
         "colour_hint",
     )
 
+    def validate(self) -> None:
+        super().validate()
+        positive(self, "n_images", "image_size", "width", "depth", "batch_size", "steps", "lr", "whiteout_size")
+        positive(self, "checkpoint_every", "log_every")
+        non_negative(self, "l1_weight", "whiteouts", "hint_blur", "canny_low", "canny_high", "max_train_minutes")
+        in_range(self, "hint_intensity", 0.0, 1.0)
+        if not 0.0 <= self.beta1 < 1.0:
+            raise UserError(f"--beta1 must be in [0, 1), got {self.beta1}")
+        if not 0.0 < self.held_out < 1.0:
+            raise UserError(f"--held_out must be a fraction in (0, 1), got {self.held_out}")
+        if len(self.background) != 3 or not all(0 <= level <= 255 for level in self.background):
+            raise UserError(f"--background must be three grey levels in 0..255 (R,G,B), got {self.background}")
+        if self.canny_low > self.canny_high:
+            raise UserError(f"--canny_low {self.canny_low} must not exceed --canny_high {self.canny_high}")
+        if self.image_size % 2**self.depth or self.image_size < 8:
+            raise UserError(
+                f"--image_size must be >= 8 and divisible by 2**depth = {2**self.depth}, got {self.image_size}"
+            )
+        if self.whiteout_size > self.image_size:
+            raise UserError(f"--whiteout_size {self.whiteout_size} exceeds the {self.image_size}-pixel images")
+        if self.data == "sprites":
+            n_train = self.n_images - max(1, round(self.held_out * self.n_images))
+            if self.batch_size > n_train:
+                raise UserError(f"--batch_size {self.batch_size} exceeds the {n_train} training images")
+
+    def check_files(self) -> None:
+        """The user's files exist (checked before a run starts; a config alone may name future ones)."""
+        if self.data == "folder" and not (self.data_root and Path(self.data_root).is_dir()):
+            raise UserError(f"--data folder needs --data_root, an existing folder of images; got {self.data_root!r}")
+        for flag in ("colour_lines", "colour_hint"):
+            path = getattr(self, flag)
+            if path and cv2.imread(path) is None:
+                raise UserError(f"--{flag} {path} is missing or not an image")
+        if self.colour_hint and not self.colour_lines:
+            raise UserError("--colour_hint is the hint for --colour_lines: give the line art too")
+
 
 PRESETS = {
     "smoke": {"n_images": 200, "steps": 10, "width": 8, "batch_size": 8, "checkpoint_every": 5, "log_every": 5},
@@ -98,31 +135,43 @@ def load_images(config: ColorizeConfig) -> np.ndarray:
             config.n_images, seed=config.seed, size=config.image_size, background=config.background
         )
         images = sprites.images
-    elif config.data == "folder":
-        if not config.data_root:
-            raise ValueError("--data folder needs --data_root (a folder of images)")
+    else:
         from dreamlab.data.images import ImageFolder
 
         images = ImageFolder(config.data_root, config.image_size).images
-    else:
-        raise ValueError(f"unknown data {config.data!r}; choose sprites or folder")
     return np.asarray(images)
 
 
 def read_image(path: str, size: int, grey: bool) -> np.ndarray:
     image = cv2.imread(path, cv2.IMREAD_GRAYSCALE if grey else cv2.IMREAD_COLOR)
     if image is None:
-        raise FileNotFoundError(f"cannot read image {path!r} (missing or not an image)")
+        raise UserError(f"cannot read image {path!r} (missing or not an image)")
     image = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
     return image if grey else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
+@cli
 def main(argv: list[str] | None = None) -> dict:
     config = parse_config(ColorizeConfig, PRESETS, argv, description=__doc__)
+    config.check_files()
     suffix = "" if config.preset == "fast" else f"_{config.preset}"
     name = config.name or f"colorize_{config.data}{suffix}"
     run_dir = Path(config.run_dir or f"runs/gan/{name}")
     out = Path(config.results_dir) / "gan"
+    # The coloured line art is written beside the line art given.
+    outputs = [out, *([Path(config.colour_lines).resolve().parent] if config.colour_lines else [])]
+    with run_directory(run_dir, *outputs):
+        return run(config, name, run_dir, out)
+
+
+def check_trainer_finite(trainer: ColorizationTrainer, when: str) -> None:
+    """Stop on NaN or infinite weights in the U-Net or the patch discriminator (after loading, after training)."""
+    check_finite_module(trainer.generator, f"U-Net of {when}")
+    check_finite_module(trainer.discriminator, f"discriminator of {when}")
+
+
+def run(config: ColorizeConfig, name: str, run_dir: Path, out: Path) -> dict:
+    """Train (or resume) in ``run_dir``, evaluate on the held-out images, and write the result to ``out``."""
     rng = seed_everything(config.seed)
     device, dtype = resolve_device(config.device), resolve_dtype(config.dtype)
     timer = StageTimer()
@@ -151,6 +200,7 @@ def main(argv: list[str] | None = None) -> dict:
     resumable = {"trainer": trainer, "rng": rng, "curve": curve, "timer": timer}
     step = checkpointer.restore_objects(resumable)
     if step:
+        check_trainer_finite(trainer, f"checkpoint {checkpointer.path}")
         print(f"resumed {name} at step {step} from {checkpointer.path}")
 
     def checkpoint() -> None:
@@ -179,6 +229,7 @@ def main(argv: list[str] | None = None) -> dict:
             window = {}
         if step % config.checkpoint_every == 0 or step == config.steps:
             checkpoint()
+    check_trainer_finite(trainer, f"the model at step {step}")
 
     with timer.stage("evaluate"):
         size = images.shape[1]

@@ -15,17 +15,16 @@ import dataclasses
 import math
 import time
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import matplotlib.pyplot as plt
 import torch
 from torch import nn
 
 from dreamlab.checkpoint import Checkpointer
-from dreamlab.config import RunConfig, parse_config
+from dreamlab.config import RunConfig, in_range, non_negative, parse_config, positive
 from dreamlab.dnc import DNC
 from dreamlab.dnc.tasks import (
-    TASKS,
     LSTMSequenceModel,
     SequenceBatch,
     bit_errors,
@@ -37,6 +36,7 @@ from dreamlab.dnc.tasks import (
 from dreamlab.figures import save_figure
 from dreamlab.grad_monitor import GradientMonitor, check_finite
 from dreamlab.results import CurveLog, StageTimer, write_result
+from dreamlab.runs import UserError, check_finite_module, cli, run_directory
 from dreamlab.runtime import resolve_device, resolve_dtype, seed_everything, set_threads
 
 MODELS = ("dnc", "lstm")
@@ -46,7 +46,7 @@ MODELS = ("dnc", "lstm")
 class DNCCopyConfig(RunConfig):
     """Length generalisation on copy / repeat copy: DNC against a parameter-matched LSTM."""
 
-    task: str = "copy"  # copy | repeat_copy
+    task: Literal["copy", "repeat_copy"] = "copy"
     bits: int = 6
     max_length: int = 8  # L: training lengths are uniform in 1..L; tested at exactly L and 2L
     min_repeats: int = 1  # repeat_copy only: repeats uniform in min..max, in training and test
@@ -69,6 +69,24 @@ class DNCCopyConfig(RunConfig):
     threads: int = 1  # torch threads; 1 is fastest for these small recurrent steps on a shared CPU
 
     RESUMABLE_FIELDS: ClassVar[tuple[str, ...]] = ("steps", "eval_every", "checkpoint_every")
+
+    def validate(self) -> None:
+        super().validate()
+        positive(self, "bits", "max_length", "min_repeats", "memory_slots", "word_size", "read_heads", "hidden_size")
+        positive(
+            self, "batch_size", "steps", "lr", "clip_grad_norm", "eval_every", "eval_sequences", "checkpoint_every"
+        )
+        non_negative(self, "sparse_links", "lstm_hidden_size")
+        in_range(self, "final_lr_fraction", 0.0, 1.0)
+        if self.max_repeats < self.min_repeats:
+            raise UserError(f"--max_repeats {self.max_repeats} must be >= --min_repeats {self.min_repeats}")
+        if self.task == "copy" and self.memory_slots < 2 * self.max_length + 1:
+            raise UserError(
+                f"--memory_slots {self.memory_slots} cannot hold a 2L = {2 * self.max_length} test pattern: "
+                f"use at least {2 * self.max_length + 1}"
+            )
+        if self.sparse_links > self.memory_slots:
+            raise UserError(f"--sparse_links {self.sparse_links} exceeds --memory_slots {self.memory_slots}")
 
 
 PRESETS = {
@@ -190,20 +208,23 @@ def save_example_figure(models: dict[str, nn.Module], batch: SequenceBatch, path
     save_figure(fig, path)
 
 
+@cli
 def main(argv: list[str] | None = None) -> dict:
     config = parse_config(DNCCopyConfig, PRESETS, argv, description=__doc__)
-    if config.task not in TASKS:
-        raise ValueError(f"unknown task {config.task!r}; choose from {list(TASKS)}")
-    if config.memory_slots < 2 * config.max_length + 1 and config.task == "copy":
-        raise ValueError(f"memory_slots={config.memory_slots} cannot hold a 2L={2 * config.max_length} test pattern")
-    set_threads(config.threads)
-    start = time.perf_counter()
-    seed_everything(config.seed)
-    device, dtype = resolve_device(config.device), resolve_dtype(config.dtype)
     default_name = f"{config.task}_generalisation" + ("" if config.preset == "fast" else f"_{config.preset}")
     name = config.name or default_name
     run_dir = Path(config.run_dir or f"runs/dnc_copy/{name}")
     out_dir = Path(config.results_dir) / "dnc"
+    with run_directory(run_dir, out_dir):
+        return run(config, name, run_dir, out_dir)
+
+
+def run(config: DNCCopyConfig, name: str, run_dir: Path, out_dir: Path) -> dict:
+    """Train (or resume) both models in ``run_dir``, test them at L and 2L, and write the result to ``out_dir``."""
+    set_threads(config.threads)
+    start = time.perf_counter()
+    seed_everything(config.seed)
+    device, dtype = resolve_device(config.device), resolve_dtype(config.dtype)
 
     models = build_models(config, device, dtype)
     optimizers = {k: torch.optim.Adam(m.parameters(), lr=config.lr) for k, m in models.items()}
@@ -222,6 +243,7 @@ def main(argv: list[str] | None = None) -> dict:
     if saved is not None:
         for key, model in models.items():
             model.load_state_dict(saved["models"][key])
+            check_finite_module(model, f"{key} in checkpoint {checkpointer.path}")
             optimizers[key].load_state_dict(saved["optimizers"][key])
         data_generator.set_state(saved["data_generator"])
         curve.load_state_dict(saved["curve"])
@@ -274,6 +296,8 @@ def main(argv: list[str] | None = None) -> dict:
         curve.append(**row)
         if step % config.checkpoint_every == 0 or step == config.steps:
             save()
+    for key, model in models.items():
+        check_finite_module(model, f"{key} at step {step}")
 
     final = evaluate(models, tests)
     bits_scored = {k: tests[k].mask[0].sum().item() * task_io_sizes(config.task, config.bits)[1] for k in tests}

@@ -21,7 +21,7 @@ import dataclasses
 import json
 import time
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -29,11 +29,10 @@ import torch
 import torch.nn.functional as F
 
 from dreamlab.checkpoint import Checkpointer
-from dreamlab.config import RunConfig, parse_config
+from dreamlab.config import RunConfig, non_negative, parse_config, positive
 from dreamlab.data.dsprites import DSPRITES_LATENT_SIZES, DSprites
 from dreamlab.dnc import DNC
 from dreamlab.dnc.dsprites_rollouts import (
-    AUX_SOURCES,
     POS_X_COLUMN,
     input_size,
     next_sprite_loss,
@@ -55,6 +54,7 @@ from dreamlab.figures import save_figure
 from dreamlab.files import atomic_write_text
 from dreamlab.grad_monitor import GradientMonitor, check_finite
 from dreamlab.results import CurveLog, StageTimer, write_result
+from dreamlab.runs import UserError, check_finite_module, cli, run_directory
 from dreamlab.runtime import resolve_device, resolve_dtype, seed_everything, set_threads
 
 # The post's two DNCs: (memory slots N, word size W, read heads R).
@@ -67,7 +67,7 @@ TRAIN_STREAM, PROBE_STREAM, MI_STREAM, EXAMPLE_STREAM = 1, 2, 3, 4
 class DNCSpritesConfig(RunConfig):
     """DNC next-sprite model on dSprites rollouts, then linear-probe and mutual-information tests of its memory."""
 
-    model: str = "B"  # A: N=256, W=64, R=4; B: N=16, W=16, R=4
+    model: Literal["A", "B"] = "B"  # A: N=256, W=64, R=4; B: N=16, W=16, R=4
     hidden_size: int = 128  # LSTM controller (the post does not give it)
     image_size: int = 32  # 64 = the published size; 32 averages 2x2 blocks (fast preset)
     train_rollouts: int = 2000  # per epoch
@@ -79,7 +79,7 @@ class DNCSpritesConfig(RunConfig):
     lr: float = 1e-3
     grad_clip: float = 10.0
     aux_weight: float = 0.0  # > 0: add aux_weight * latent-decoder loss (the post's future work)
-    aux_source: str = "read_vectors"  # read_vectors | memory: what the auxiliary decoder reads
+    aux_source: Literal["read_vectors", "memory"] = "read_vectors"  # what the auxiliary decoder reads
     probe_rollouts: int = 512  # Test 1 rollouts (the post: 10,000 of length 500)
     probe_length: int = 100
     probe_stride: int = 2  # probe every probe_stride-th step from max(lags)
@@ -100,6 +100,29 @@ class DNCSpritesConfig(RunConfig):
     )
 
     RESUMABLE_FIELDS: ClassVar[tuple[str, ...]] = ("epochs", "checkpoint_seconds")
+
+    def validate(self) -> None:
+        super().validate()
+        positive(self, "hidden_size", "image_size", "train_rollouts", "epochs", "batch_size", "bptt_steps", "lr")
+        positive(self, "grad_clip", "probe_rollouts", "probe_stride", "probe_epochs", "probe_batch_size", "probe_lr")
+        positive(self, "probe_max_values", "mi_sequences", "mi_bins")
+        non_negative(self, "aux_weight", "checkpoint_seconds")
+        if 64 % self.image_size:
+            raise UserError(f"--image_size must divide the 64-pixel sprites (1, 2, 4, ..., 64), got {self.image_size}")
+        if not 1 <= self.min_length <= self.max_length:
+            raise UserError(f"need 1 <= --min_length <= --max_length, got {self.min_length}, {self.max_length}")
+        if not 2 <= self.mi_min_length <= self.mi_max_length:
+            raise UserError(
+                f"need 2 <= --mi_min_length <= --mi_max_length, got {self.mi_min_length}, {self.mi_max_length}"
+            )
+        if not self.probe_lags or min(self.probe_lags) < 0:
+            raise UserError(f"--probe_lags must be steps back >= 0, got {self.probe_lags}")
+        if self.probe_length <= max(self.probe_lags):
+            raise UserError(f"--probe_length {self.probe_length} must exceed the largest lag {max(self.probe_lags)}")
+        if not 0 < self.probe_test_fraction < 1:
+            raise UserError(f"--probe_test_fraction must be in (0, 1), got {self.probe_test_fraction}")
+        if not 0 < self.mi_alpha < 1:
+            raise UserError(f"--mi_alpha must be in (0, 1), got {self.mi_alpha}")
 
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -139,25 +162,11 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def check_config(config: DNCSpritesConfig) -> None:
-    if config.model not in MODEL_SIZES:
-        raise ValueError(f"unknown model {config.model!r}; choose from {sorted(MODEL_SIZES)}")
-    if config.aux_source not in AUX_SOURCES:
-        raise ValueError(f"unknown aux_source {config.aux_source!r}; choose from {AUX_SOURCES}")
-    if not 1 <= config.min_length <= config.max_length:
-        raise ValueError(f"need 1 <= min_length <= max_length, got {config.min_length}, {config.max_length}")
-    if not 2 <= config.mi_min_length <= config.mi_max_length:
-        raise ValueError(
-            f"need 2 <= mi_min_length <= mi_max_length, got {config.mi_min_length}, {config.mi_max_length}"
-        )
-    if config.probe_length <= max(config.probe_lags):
-        raise ValueError(f"probe_length {config.probe_length} must exceed the largest lag {max(config.probe_lags)}")
-    if not 0 < config.probe_test_fraction < 1:
-        raise ValueError(f"probe_test_fraction must be in (0, 1), got {config.probe_test_fraction}")
-    if config.epochs < 1:
-        raise ValueError(f"epochs must be >= 1, got {config.epochs}")
-    if config.aux_weight < 0:
-        raise ValueError(f"aux_weight must be >= 0, got {config.aux_weight}")
+def check_models_finite(dnc: DNC, decoder: LatentDecoder | None, when: str) -> None:
+    """Stop on NaN or infinite weights in the DNC or the auxiliary decoder (after loading, after training)."""
+    check_finite_module(dnc, f"DNC of {when}")
+    if decoder is not None:
+        check_finite_module(decoder, f"auxiliary decoder of {when}")
 
 
 def build_models(
@@ -508,17 +517,23 @@ def write_summary(results_dir: str, preset: str) -> Path | None:
     )
 
 
+@cli
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     config = parse_config(DNCSpritesConfig, PRESETS, argv, description=__doc__)
-    check_config(config)
+    suffix = "_aux" if config.aux_weight > 0 else ""
+    name = config.name or f"dsprites_memory_{config.model}{suffix}_{config.preset}"
+    run_dir = config.run_dir or f"runs/dnc_dsprites/{name}"
+    with run_directory(run_dir, Path(config.results_dir) / "dnc"):
+        return run(config, name, run_dir)
+
+
+def run(config: DNCSpritesConfig, name: str, run_dir: str) -> dict[str, Any]:
+    """Train (or resume) in ``run_dir``, run both memory tests, and write the result and the summary."""
     start_time = time.perf_counter()
     seed_everything(config.seed)
     device, dtype = resolve_device(config.device), resolve_dtype(config.dtype)
     set_threads(config.threads)
-    suffix = "_aux" if config.aux_weight > 0 else ""
-    name = config.name or f"dsprites_memory_{config.model}{suffix}_{config.preset}"
-    run_dir = config.run_dir or f"runs/dnc_dsprites/{name}"
-    title = f"Model {config.model}{' + aux loss' if suffix else ''} ({config.preset})"
+    title = f"Model {config.model}{' + aux loss' if config.aux_weight > 0 else ''} ({config.preset})"
     dataset = DSprites.generated()
     dnc, decoder = build_models(config, device, dtype)
     checkpointer = Checkpointer(run_dir, config)
@@ -528,10 +543,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         dnc.load_state_dict(saved["dnc"])
         if decoder is not None:
             decoder.load_state_dict(saved["decoder"])
+        check_models_finite(dnc, decoder, f"checkpoint {checkpointer.path}")
         timer.load_state_dict(saved["timer"])
         curve.load_state_dict(saved["curve"])
         print(f"resumed {run_dir}: epoch {saved['epoch']}, batch {saved['batch_index']}", flush=True)
     train(config, dnc, decoder, dataset, device, dtype, checkpointer, saved, timer, curve)
+    check_models_finite(dnc, decoder, "the trained model")
     dnc.eval()
     state = checkpointer.load(device)
     slots, word, heads = MODEL_SIZES[config.model]

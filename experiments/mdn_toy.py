@@ -7,15 +7,17 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import torch
 
-from dreamlab.config import RunConfig, parse_config
+from dreamlab.config import RunConfig, parse_config, positive
 from dreamlab.figures import save_figure
 from dreamlab.mdn import sample_mixture
 from dreamlab.mdn.toy import MeanRegressor, MixtureDensityNetwork, fit, inverse_problem_data, nearest_neighbour_distance
 from dreamlab.results import CurveLog, write_result
+from dreamlab.runs import UserError, check_finite_module, cli, run_directory
 from dreamlab.runtime import resolve_device, resolve_dtype, seed_everything
 
 
@@ -31,6 +33,12 @@ class MDNToyConfig(RunConfig):
     batch_size: int = 256
     lr: float = 3e-3
 
+    def validate(self) -> None:
+        super().validate()
+        positive(self, "n_train", "n_test", "hidden", "components", "steps", "batch_size", "lr")
+        if self.n_train < 2:
+            raise UserError(f"--n_train must be >= 2 (the residual variance needs two points), got {self.n_train}")
+
 
 PRESETS = {
     "smoke": {"n_train": 500, "n_test": 200, "steps": 200},
@@ -39,8 +47,17 @@ PRESETS = {
 }
 
 
+@cli
 def main(argv: list[str] | None = None) -> dict:
     config = parse_config(MDNToyConfig, PRESETS, argv)
+    name = config.name or f"mdn_toy_{config.preset}"
+    out = Path(config.results_dir) / "mdn"
+    with run_directory(config.run_dir or f"runs/mdn_toy/{name}", out):
+        return run(config, name, out)
+
+
+def run(config: MDNToyConfig, name: str, out: Path) -> dict:
+    """Fit both networks, compare them on held-out points, and write the result and figures to ``out``."""
     start = time.perf_counter()
     seed_everything(config.seed)
     device, dtype = resolve_device(config.device), resolve_dtype(config.dtype)
@@ -53,6 +70,8 @@ def main(argv: list[str] | None = None) -> dict:
     fit_args = dict(steps=config.steps, lr=config.lr, batch_size=config.batch_size, log_grads=config.log_grads)
     mse_losses = fit(mse_net, x, t, generator=generator, **fit_args)
     mdn_losses = fit(mdn, x, t, generator=generator, **fit_args)
+    check_finite_module(mse_net, "squared-error network after training")
+    check_finite_module(mdn, "mixture density network after training")
 
     with torch.no_grad():
         mse_pred = mse_net(x_test)
@@ -72,8 +91,6 @@ def main(argv: list[str] | None = None) -> dict:
             "final_train_loss_mdn": mdn_losses[-1],
         }
 
-    name = config.name or f"mdn_toy_{config.preset}"
-    out = f"{config.results_dir}/mdn"
     curve = CurveLog()
     for step in range(0, config.steps, max(1, config.steps // 200)):
         curve.append(step=step, mse_loss=mse_losses[step], mdn_nll=mdn_losses[step])

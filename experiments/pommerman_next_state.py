@@ -16,18 +16,21 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import typing
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
 from dreamlab.checkpoint import Checkpointer
-from dreamlab.config import RunConfig, config_dict, parse_config
+from dreamlab.config import RunConfig, config_dict, non_negative, parse_config, positive
 from dreamlab.envs.pommerman import POLICIES
 from dreamlab.envs.pommerman.constants import NUM_ACTIONS
 from dreamlab.envs.pommerman.encoding import COMPONENTS, MODEL_COMPONENTS, STATE_SIZE, encode_games, render_board
 from dreamlab.files import atomic_write_json
 from dreamlab.parallel import WorkerPool
 from dreamlab.results import StageTimer, write_result
+from dreamlab.runs import UserError, check_finite_module, cli, run_directory
 from dreamlab.runtime import resolve_device, resolve_dtype, seed_everything, set_threads
 from dreamlab.worldmodels import MDNRNN
 from dreamlab.worldmodels.next_state import (
@@ -41,7 +44,8 @@ from dreamlab.worldmodels.next_state import (
     train_next_state,
 )
 
-CORES = ("lstm", "dnc")
+Core = Literal["lstm", "dnc"]
+CORES: tuple[str, ...] = typing.get_args(Core)
 # Seeds of the games: test games never share a board with training games.
 SPLIT_SEED_BASE = {"train": 0, "test": 500_000_000}
 POLICY_SEED_STRIDE, CHUNK_SEED_STRIDE = 10_000_000, 100_000
@@ -51,7 +55,7 @@ POLICY_SEED_STRIDE, CHUNK_SEED_STRIDE = 10_000_000, 100_000
 class NextStateConfig(RunConfig):
     """Next-state prediction on Pommerman with an MDN-LSTM or an MDN-DNC (same sizes, same training)."""
 
-    core: str = "lstm"
+    core: Core = "lstm"
     # Data: games of each policy, in shares of the steps
     policies: tuple[str, ...] = ("simple", "mixed", "random")
     policy_shares: tuple[float, ...] = (0.5, 0.25, 0.25)
@@ -85,7 +89,7 @@ class NextStateConfig(RunConfig):
     render_board: bool = False
     # The point prediction: component_mean (the heaviest component's mean, rounded) or integer_mass (the integer
     # the mixture gives the most probability; dreamlab.worldmodels.next_state.most_probable_integers)
-    readout: str = "component_mean"
+    readout: Literal["component_mean", "integer_mass"] = "component_mean"
     threads: int = 1  # torch threads; 0 = torch's default
     checkpoint_seconds: float = 120.0
 
@@ -100,6 +104,18 @@ class NextStateConfig(RunConfig):
         "readout",
         "checkpoint_seconds",
     )
+
+    def validate(self) -> None:
+        super().validate()
+        positive(self, "train_steps", "test_steps", "chunk_steps", "hidden_size", "n_components", "steps")
+        positive(self, "dnc_memory_slots", "dnc_word_size", "dnc_read_heads", "batch_size", "seq_len", "lr")
+        positive(self, "eval_every", "eval_steps", "eval_streams", "temperature")
+        non_negative(self, "workers", "grad_clip", "checkpoint_seconds")
+        unknown = [p for p in self.policies if p not in POLICIES]
+        if unknown or not self.policies:
+            raise UserError(f"--policies {list(self.policies)}: choose from {list(POLICIES)}")
+        if len(self.policies) != len(self.policy_shares) or min(self.policy_shares) <= 0:
+            raise UserError("--policy_shares needs one positive share per policy")
 
 
 PRESETS = {
@@ -132,21 +148,6 @@ PRESETS = {
         "eval_steps": 20_000,
     },
 }
-
-
-def check_config(config: NextStateConfig) -> None:
-    if config.readout not in READOUTS:
-        raise ValueError(f"unknown readout {config.readout!r}; choose from {list(READOUTS)}")
-    if config.core not in CORES:
-        raise ValueError(f"unknown core {config.core!r}; choose from {list(CORES)}")
-    unknown = [p for p in config.policies if p not in POLICIES]
-    if unknown:
-        raise ValueError(f"unknown policies {unknown}; choose from {list(POLICIES)}")
-    if len(config.policies) != len(config.policy_shares) or min(config.policy_shares, default=0) <= 0:
-        raise ValueError("policy_shares needs one positive share per policy")
-    for field in ("train_steps", "test_steps", "chunk_steps", "hidden_size", "n_components", "steps", "batch_size"):
-        if getattr(config, field) < 1:
-            raise ValueError(f"{field} must be >= 1, got {getattr(config, field)}")
 
 
 def result_name(config: NextStateConfig) -> str:
@@ -218,16 +219,21 @@ def subset(games: TransitionGames, steps: int) -> TransitionGames:
     return games.select(np.arange(min(count, len(games))))
 
 
+@cli
 def main(argv: list[str] | None = None) -> dict:
     config = parse_config(NextStateConfig, PRESETS, argv, description=__doc__)
-    check_config(config)
     name = result_name(config)
     run_dir = Path(config.run_dir or f"runs/pommerman/{name}")
     out_dir = Path(config.results_dir) / "pommerman"
+    with run_directory(run_dir, out_dir, config.data_dir):
+        return run(config, name, run_dir, out_dir)
+
+
+def run(config: NextStateConfig, name: str, run_dir: Path, out_dir: Path) -> dict:
+    """Collect (or read) the games, train (or resume) M in ``run_dir``, and write the result to ``out_dir``."""
     set_threads(config.threads)
     seed_everything(config.seed)
     device, dtype = resolve_device(config.device), resolve_dtype(config.dtype)
-    run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(run_dir / "config.json", config_dict(config))
     # Stage times accumulate across resumed runs (a stage killed part-way loses only its unfinished share).
     timer, timer_path = StageTimer(), run_dir / "stage_seconds.json"
@@ -304,6 +310,7 @@ def main(argv: list[str] | None = None) -> dict:
             checkpoint_seconds=config.checkpoint_seconds,
             monitor_grads=config.log_grads,
         )
+    check_finite_module(model, f"MDN-{config.core.upper()} after training")
     atomic_write_json(timer_path, timer.state_dict())
     curve.to_csv(out_dir / f"{name}_curve.csv")
 

@@ -23,6 +23,7 @@ from dreamlab.config import parse_config
 from dreamlab.figures import save_figure, save_gif
 from dreamlab.results import write_result
 from dreamlab.rnd import EVAL_POLICIES, PRESETS, RNDPPO, RNDConfig
+from dreamlab.runs import check_finite_module, cli, run_directory
 
 GIF_FRAMES = 450  # 15 s of play at 30 fps
 CURVE_PANELS = (
@@ -64,19 +65,34 @@ def log_update(row: dict) -> None:
     )
 
 
+def check_agent_finite(agent: RNDPPO, when: str) -> None:
+    """Stop on NaN or infinite weights in the policy or the RND predictor (after loading, after training)."""
+    check_finite_module(agent.policy, f"policy of {when}")
+    check_finite_module(agent.rnd, f"RND networks of {when}")
+
+
+@cli
 def main(argv: list[str] | None = None) -> Path:
     config = parse_config(RNDConfig, PRESETS, argv, description=__doc__)
     name = config.name or default_name(config)
     run_dir = Path(config.run_dir or f"runs/rnd_pixelcopter/{name}")
+    out = Path(config.results_dir) / "rnd"
+    with run_directory(run_dir, out):
+        return run(config, name, run_dir, out)
+
+
+def run(config: RNDConfig, name: str, run_dir: Path, out: Path) -> Path:
+    """Train (or resume) in ``run_dir``, evaluate, and write the result and figures to ``out``."""
     checkpointer = Checkpointer(run_dir, config)
     agent = RNDPPO(config.env_id, config)
     state = checkpointer.load()
     if state is not None:
         agent.load_state_dict(state)
+        check_agent_finite(agent, f"checkpoint {checkpointer.path}")
         print(f"resumed {run_dir} at {agent.env_steps} env steps, update {agent.updates}", flush=True)
     agent.learn(config.total_env_steps, checkpointer=checkpointer, callback=log_update)
+    check_agent_finite(agent, f"the agent at {agent.env_steps} env steps")
 
-    out = Path(config.results_dir) / "rnd"
     agent.curves.to_csv(out / f"{name}_pixelcopter_curves.csv")
     title = f"PPO + RND on PixelCopter, extrinsic_coef={config.extrinsic_coef}"
     save_figure(plot_curves(agent.curves.rows, title), out / f"{name}_pixelcopter_curves.png")

@@ -197,7 +197,7 @@ def test_mutual_information_test_detects_planted_location_not_independent_contro
 
 
 @pytest.mark.slow
-def test_experiment_smoke_writes_results_and_resumes(tmp_path):
+def test_experiment_smoke_writes_results_and_resumes(tmp_path, capsys):
     import dnc_dsprites
 
     args = ["--preset", "smoke", "--results_dir", str(tmp_path / "results"), "--run_dir", str(tmp_path / "run")]
@@ -207,5 +207,6 @@ def test_experiment_smoke_writes_results_and_resumes(tmp_path):
     record = json.loads((tmp_path / "results/dnc/dsprites_memory_B_aux_smoke.json").read_text())
     assert set(record["metrics"]["test1"]["sources"]) == {"memory", "read_vectors", "controller_h"}
     assert (tmp_path / "results/dnc/dsprites_memory.json").is_file()
-    with pytest.raises(ValueError, match="unknown model"):
+    with pytest.raises(SystemExit) as refused:
         dnc_dsprites.main([*args, "--model", "C"])
+    assert refused.value.code == 2 and "--model" in capsys.readouterr().err

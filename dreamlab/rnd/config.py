@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import ClassVar
+import typing
+from typing import ClassVar, Literal
 
-from dreamlab.config import RunConfig
+from dreamlab.config import RunConfig, in_range, non_negative, positive
+from dreamlab.runs import UserError
 
-EVAL_POLICIES = ("sampled", "greedy")
+EvalPolicy = Literal["sampled", "greedy"]
+EVAL_POLICIES: tuple[str, ...] = typing.get_args(EvalPolicy)
 
 
 @dataclasses.dataclass
@@ -49,7 +52,7 @@ class RNDConfig(RunConfig):
     eval_max_episode_steps: int = 10_000
     # The result's headline evaluation: "sampled" acts from the policy's distribution (as in training), "greedy"
     # takes its most likely action (Stable-Baselines3's deterministic evaluation). Both are run and reported.
-    eval_policy: str = "sampled"
+    eval_policy: EvalPolicy = "sampled"
     checkpoint_every: int = 10  # updates between checkpoints
 
     RESUMABLE_FIELDS: ClassVar[tuple[str, ...]] = (
@@ -61,29 +64,34 @@ class RNDConfig(RunConfig):
     )
 
     def validate(self) -> None:
-        """Raise ValueError naming the first field whose value cannot work."""
-        positive = ("num_envs", "rollout_steps", "frame_stack", "update_epochs", "num_minibatches", "hidden_size")
-        for field in positive:
-            if getattr(self, field) < 1:
-                raise ValueError(f"{field} must be >= 1, got {getattr(self, field)}")
+        """Raise :class:`~dreamlab.runs.UserError` naming the first field whose value cannot work."""
+        super().validate()
+        positive(self, "num_envs", "rollout_steps", "frame_stack", "update_epochs", "num_minibatches", "hidden_size")
+        positive(self, "rnd_output_size", "total_env_steps", "learning_rate", "clip_coef", "max_grad_norm")
+        positive(self, "obs_clip", "eval_episodes", "eval_max_episode_steps", "checkpoint_every")
+        non_negative(self, "max_episode_steps", "entropy_coef", "value_coef")
         batch = self.num_envs * self.rollout_steps
         if batch % self.num_minibatches:
-            raise ValueError(f"num_envs * rollout_steps = {batch} must be divisible by num_minibatches")
+            raise UserError(f"num_envs * rollout_steps = {batch} must be divisible by --num_minibatches")
         if self.recurrent and self.num_envs % self.num_minibatches:
-            raise ValueError("a recurrent policy splits minibatches by environment: num_envs % num_minibatches != 0")
+            raise UserError("a recurrent policy splits minibatches by environment: num_envs % num_minibatches != 0")
         if not 0.0 < self.predictor_update_fraction <= 1.0:
-            raise ValueError(f"predictor_update_fraction must be in (0, 1], got {self.predictor_update_fraction}")
+            raise UserError(f"--predictor_update_fraction must be in (0, 1], got {self.predictor_update_fraction}")
         if not 0.0 <= self.sticky_action_prob < 1.0:
-            raise ValueError(f"sticky_action_prob must be in [0, 1), got {self.sticky_action_prob}")
+            raise UserError(f"--sticky_action_prob must be in [0, 1), got {self.sticky_action_prob}")
         for field in ("gamma_ext", "gamma_int", "gae_lambda"):
-            if not 0.0 <= getattr(self, field) <= 1.0:
-                raise ValueError(f"{field} must be in [0, 1], got {getattr(self, field)}")
-        if self.extrinsic_coef < 0 or self.intrinsic_coef < 0 or self.extrinsic_coef + self.intrinsic_coef == 0:
-            raise ValueError("extrinsic_coef and intrinsic_coef must be >= 0 and not both 0")
-        if self.eval_policy not in EVAL_POLICIES:
-            raise ValueError(f"unknown eval_policy {self.eval_policy!r}; choose from {EVAL_POLICIES}")
+            in_range(self, field, 0.0, 1.0)
+        non_negative(self, "extrinsic_coef", "intrinsic_coef")
+        if self.extrinsic_coef + self.intrinsic_coef == 0:
+            raise UserError("--extrinsic_coef and --intrinsic_coef must not both be 0")
         if self.obs_norm_init_steps < 1:
-            raise ValueError("obs_norm_init_steps must be >= 1: the predictor's input statistics need random steps")
+            raise UserError("--obs_norm_init_steps must be >= 1: the predictor's input statistics need random steps")
+        init_steps = self.num_envs * self.obs_norm_init_steps
+        if self.total_env_steps <= init_steps:
+            raise UserError(
+                f"--total_env_steps {self.total_env_steps} leaves no training: the random-policy initialisation "
+                f"alone takes num_envs * obs_norm_init_steps = {init_steps} steps"
+            )
 
 
 PRESETS: dict[str, dict] = {
