@@ -11,6 +11,7 @@ from dreamlab.draw.losses import bernoulli_nll, gaussian_kl, l2_reconstruction, 
 from dreamlab.draw.model import DRAW
 from dreamlab.draw.training import bound_terms, evaluate_bound, train_step
 from dreamlab.draw.vae import VAE
+from dreamlab.grad_monitor import NonFiniteLossError
 
 
 @pytest.fixture(autouse=True)
@@ -175,3 +176,12 @@ def test_draw_with_attention_learns_small_sprites():
     end = bound()
     assert end < 0.2 * start
     assert end < independent_nll - 3.0, (end, independent_nll)
+
+
+def test_a_non_finite_bound_stops_training_before_the_update():
+    model = DRAW(1, 8, 8, glimpses=2, enc_size=8, dec_size=8, z_size=2, attention=False)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    before = [p.detach().clone() for p in model.parameters()]
+    with pytest.raises(NonFiniteLossError, match="DRAW bernoulli bound"):
+        train_step(model, optimizer, torch.full((2, 1, 8, 8), float("nan")), "bernoulli", grad_clip=10.0)
+    assert all(torch.equal(b, p) for b, p in zip(before, model.parameters(), strict=True))

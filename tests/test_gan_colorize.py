@@ -15,6 +15,7 @@ from dreamlab.gan.colorize import (
     to_unit_range,
     training_hint,
 )
+from dreamlab.grad_monitor import NonFiniteLossError
 
 
 def _square_image(size: int = 32) -> np.ndarray:
@@ -98,3 +99,10 @@ def test_colorization_trainer_reduces_l1_on_a_fixed_batch():
     for _ in range(25):
         last = trainer.step(lines, hints, target)["l1"]
     assert last < 0.5 * first
+
+
+def test_a_non_finite_loss_stops_colorization_training():
+    trainer = ColorizationTrainer(width=4, depth=2)
+    lines, hint = torch.zeros(2, 1, 8, 8), torch.zeros(2, 3, 8, 8)
+    with pytest.raises(NonFiniteLossError, match="colorization discriminator loss"):
+        trainer.step(lines, hint, torch.full((2, 3, 8, 8), float("nan")))

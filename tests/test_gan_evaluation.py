@@ -13,6 +13,7 @@ from dreamlab.gan.evaluation import (
     gaussian_statistics,
     train_attribute_classifier,
 )
+from dreamlab.grad_monitor import NonFiniteLossError
 
 
 def test_identical_sets_have_zero_distance():
@@ -78,3 +79,10 @@ def test_attribute_classifier_learns_colour_and_position():
     after = attribute_accuracy(classifier, test_images, test_labels, codec)
     assert min(after.values()) > 0.95, (before, after)
     assert classifier.embed(test_images).shape == (300, 32)
+
+
+def test_a_non_finite_loss_stops_the_judges_training():
+    classifier = AttributeClassifier([2, 3])
+    images, labels = torch.full((8, 3, 16, 16), float("nan")), torch.zeros(8, 2, dtype=torch.long)
+    with pytest.raises(NonFiniteLossError, match="attribute classifier loss"):
+        train_attribute_classifier(classifier, images, labels, epochs=1, batch_size=4)

@@ -142,6 +142,17 @@ def test_non_finite_loss_is_named():
         trainer.step(x, torch.eye(3)[[0, 1, 2, 0]])
 
 
+def test_a_non_finite_auxiliary_loss_stops_before_the_discriminator_update():
+    codec = AttributeCodec({"kind": ["a", "b", "c"]})
+    trainer = GANTrainer("sncgan", codec.dim, 16, z_dim=4, g_width=4, d_width=4, auxiliary=1.0, codec=codec)
+    next(trainer.classifier.parameters()).data.fill_(float("nan"))
+    before = [p.detach().clone() for p in trainer.discriminator.parameters()]
+    with pytest.raises(NonFiniteLossError, match="discriminator loss"):
+        trainer.step(torch.zeros(4, 3, 16, 16), codec.encode(torch.tensor([[0], [1], [2], [0]])))
+    after = list(trainer.discriminator.parameters())
+    assert all(torch.equal(b, a) for b, a in zip(before, after, strict=True))  # no update with a NaN gradient
+
+
 def test_labelled_images_from_a_dataset_and_pixel_round_trip():
     class Tiny:
         def __init__(self):

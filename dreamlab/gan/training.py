@@ -226,15 +226,15 @@ class GANTrainer:
             if self.loss == "bce":
                 low, high = self.label_smoothing
                 targets = smoothed_real_targets(n, low, high, generator=generator, like=real_logits)
-            d_loss = check_finite(
-                discriminator_loss(real_logits, fake_logits, self.loss, targets), "discriminator loss"
-            )
+            d_loss = discriminator_loss(real_logits, fake_logits, self.loss, targets)
             if self.r1:
                 penalty = r1_penalty(real_logits, real_batch)
                 d_loss = d_loss + 0.5 * self.r1 * penalty  # gamma / 2, eq. 9
             if self.auxiliary:
                 class_loss_real = self._class_loss(real_batch, cond)
                 d_loss = d_loss + class_loss_real
+            # Checked whole: a NaN in the R1 penalty or the auxiliary classifier's loss stops the run too.
+            d_loss = check_finite(d_loss, "discriminator loss")
             self.d_optimizer.zero_grad(set_to_none=True)
             d_loss.backward()
             if self.d_monitor is not None:
