@@ -8,11 +8,13 @@ patched: validation and the run-directory checks come first, so each refusal tak
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import os
 import re
 import sys
 import time
+import typing
 from pathlib import Path
 from types import ModuleType
 
@@ -20,7 +22,8 @@ import pytest
 import torch
 
 from dreamlab.checkpoint import load_checkpoint, save_checkpoint
-from dreamlab.runs import NonFiniteError, RunLock
+from dreamlab.config import make_config
+from dreamlab.runs import NonFiniteError, RunLock, UserError
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 
@@ -148,3 +151,38 @@ def test_a_checkpoint_with_nan_weights_is_refused_naming_the_file(name, tmp_path
     save_checkpoint(path, saved)
     with pytest.raises(NonFiniteError, match=re.escape(str(path))):
         main([*base_args(name, tmp_path), *again])
+
+
+CONFIGS = {
+    "sncgan": "SNcGANConfig",
+    "colorize": "ColorizeConfig",
+    "draw": "DrawConfig",
+    "rnd_pixelcopter": "RNDConfig",
+    "dnc_copy": "DNCCopyConfig",
+    "dnc_dsprites": "DNCSpritesConfig",
+    "mdn_toy": "MDNToyConfig",
+    "pommerman_next_state": "NextStateConfig",
+}
+
+
+def numeric_fields(cls: type) -> list[tuple[str, type]]:
+    """(name, int or float) of every numeric field, Optional ones included."""
+    fields = []
+    for name, annotation in typing.get_type_hints(cls).items():
+        if name in {f.name for f in dataclasses.fields(cls)}:
+            options = (annotation,) if typing.get_origin(annotation) is tuple else typing.get_args(annotation)
+            kinds = [a for a in (options or (annotation,)) if a in (int, float)]
+            if kinds:
+                fields.append((name, kinds[0]))
+    return fields
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_every_numeric_field_refuses_a_negative_value_by_name(name):
+    module = load_script(name)
+    cls = getattr(module, CONFIGS[name])
+    fields = numeric_fields(cls)
+    assert len(fields) > 5
+    for field, kind in fields:
+        with pytest.raises(UserError, match=re.escape(f"--{field}")):
+            make_config(cls, module.PRESETS, "smoke", **{field: kind(-1)})
