@@ -552,3 +552,101 @@ def test_vector_reset_refuses_options_that_are_not_a_dict():
     vec = PixelCopterVectorEnv(2, obs_type="state")
     with pytest.raises(ValueError, match="options must be a dict"):
         vec.reset(seed=0, options="reset_mask")
+
+
+# ------------------------------------------------ incremental screens against the full drawing (issue 24)
+def _rect_pixels(base: np.ndarray, left: np.ndarray, top: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Flat indices of the on-screen pixels of one width x height rect per image at offset ``base``."""
+    rows = top.astype(np.int64)[:, None, None] + np.arange(height)[None, :, None]
+    cols = left.astype(np.int64)[:, None, None] + np.arange(width)[None, None, :]
+    visible = (rows >= 0) & (rows < R.HEIGHT) & (cols >= 0) & (cols < R.WIDTH)
+    return (base[:, None, None] + rows * R.WIDTH + cols)[visible]
+
+
+def reference_screens(vec: PixelCopterVectorEnv) -> np.ndarray:
+    """Every game's screen drawn in full from the game state: the vector env's drawing before issue 24.
+
+    Terrain: a column sprite paints rows [y_t - 36, y_t - 12) and [y_t + 14, y_t + 36); with y_t in [18, 30] the
+    first starts above the screen and the second ends below it, so per pixel column the green is rows
+    < max(y_t) - 12 and rows >= min(y_t) + 14 over the (at most two) columns covering it. Blocks add green; the
+    player is white where nothing green covers it.
+    """
+    n = vec.num_envs
+    row, shift = vec.schedule.lookup(vec._t)
+    columns = vec.schedule.cover[row]  # (n, W, 2)
+    sprite_top = vec._column_heights(slice(None), columns, shift) - R.COLUMN_HEIGHT // 2
+    covered = columns >= 0
+    ceiling_end = np.where(covered, sprite_top + R.CEILING_SPRITE_ROWS[1], 0).max(axis=2).astype(np.int8)
+    floor_start = np.where(covered, sprite_top + R.FLOOR_SPRITE_ROWS[0], R.HEIGHT).min(axis=2).astype(np.int8)
+    rows = np.arange(R.HEIGHT, dtype=np.int8)[None, :, None]
+    green = (ceiling_end[:, None, :] > rows) | (floor_start[:, None, :] <= rows)
+    green_flat = green.reshape(-1)
+    base = np.arange(n, dtype=np.int64) * (R.HEIGHT * R.WIDTH)
+    on = vec._block_on
+    block_left = R.rect_start(vec._block_x[on], R.BLOCK_WIDTH)
+    block_top = vec._block_y[on] - R.BLOCK_HEIGHT // 2
+    green_flat[_rect_pixels(base[on.nonzero()[0]], block_left, block_top, R.BLOCK_WIDTH, R.BLOCK_HEIGHT)] = True
+    frame = np.stack([green.view(np.uint8) * np.uint8(channel) for channel in R.GREEN], axis=-1)
+    size = R.PLAYER_RECT_SIZE
+    player = _rect_pixels(base, np.full(n, R.PLAYER_LEFT), R.rect_start(vec._y, size), size, size)
+    frame.reshape(-1, 3)[player[~green_flat[player]]] = R.WHITE
+    return frame
+
+
+@pytest.mark.parametrize("autoreset_mode", [AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP])
+def test_incremental_screens_equal_the_full_drawing_byte_for_byte(autoreset_mode, tmp_path):
+    games = 64
+    vec = PixelCopterVectorEnv(games, autoreset_mode=autoreset_mode, max_episode_steps=90, copy=False)
+    obs, _ = vec.reset(seed=5)
+    np.testing.assert_array_equal(obs, reference_screens(vec))
+    rng = np.random.default_rng(2)
+    resets = 0
+    for step in range(400):
+        climb = rng.random(games) < rng.choice([0.1, 0.4, 0.6])  # random play, and long (mostly falling) games
+        obs, _, terminated, truncated, info = vec.step(np.where(climb, UP, NOOP))
+        assert obs.tobytes() == reference_screens(vec).tobytes()
+        resets += int((terminated | truncated).sum())
+        if autoreset_mode == AutoresetMode.SAME_STEP and (terminated | truncated).any():
+            assert all(frame.shape == (48, 48, 3) for frame in info["final_obs"][terminated | truncated])
+        if step % 97 == 50:  # partial reset with new seeds, and a checkpoint round trip (screens redrawn)
+            mask = rng.random(games) < 0.5
+            obs, _ = vec.reset(seed=[int(s) for s in rng.integers(0, 1000, games)], options={"reset_mask": mask})
+            assert obs.tobytes() == reference_screens(vec).tobytes()
+            restored = PixelCopterVectorEnv(games, autoreset_mode=autoreset_mode, max_episode_steps=90)
+            restored.load_state_dict(vec.state_dict())
+            vec = restored
+    assert resets > 5 * games  # many episodes ended and restarted on screens drawn over the last game's
+
+
+def test_state_observation_envs_draw_only_for_render():
+    vec = PixelCopterVectorEnv(6, obs_type="state", render_mode="rgb_array")
+    vec.reset(seed=3)
+    assert vec._screens is None
+    for _ in range(30):
+        vec.step(np.full(6, NOOP))
+    np.testing.assert_array_equal(np.stack(vec.render()), reference_screens(vec))
+
+
+def test_copy_true_returns_arrays_the_caller_keeps():
+    vec = gym.make_vec("dreamlab/PixelCopter-v0", num_envs=4)
+    first, _ = vec.reset(seed=0)
+    kept = first.copy()
+    second, *_ = vec.step(np.full(4, UP))
+    assert not np.shares_memory(first, second) and first.flags.writeable
+    np.testing.assert_array_equal(first, kept)  # stepping did not touch the earlier observation
+    first[:] = 0  # writing into a returned observation does not disturb the screens drawn next
+    third, *_ = vec.step(np.full(4, UP))
+    np.testing.assert_array_equal(third, reference_screens(vec))
+
+
+def test_copy_false_returns_a_read_only_view_the_next_step_overwrites():
+    vec = gym.make_vec("dreamlab/PixelCopter-v0", num_envs=4, copy=False)
+    first, _ = vec.reset(seed=0)
+    before = first.copy()
+    second, *_ = vec.step(np.full(4, UP))
+    assert np.shares_memory(first, second) and not np.array_equal(first, before)
+    np.testing.assert_array_equal(first, reference_screens(vec))
+    with pytest.raises(ValueError, match="read-only"):
+        second[0, 0, 0] = 1
+    with pytest.raises(ValueError, match="copy must be True or False"):
+        PixelCopterVectorEnv(2, copy="no")
