@@ -9,7 +9,7 @@ on a shared one the CPU figure is the idle-core rate), with the load average rec
 generates ``parallel_steps`` steps per policy with ``workers`` processes, the issue's "a few hundred thousand
 steps in minutes on 2 cores".
 
-python experiments/pommerman_benchmark.py --preset paper   # writes results/pommerman/env_benchmark.json
+python experiments/pommerman_benchmark.py --preset paper --results_dir results   # results/pommerman/env_benchmark.json
 (``fast`` times shorter runs into the same file; ``smoke`` writes env_benchmark_smoke.json)
 """
 
@@ -19,10 +19,11 @@ import dataclasses
 import os
 import time
 
-from dreamlab.config import RunConfig, parse_config
+from dreamlab.config import RunConfig, non_negative, parse_config, positive
 from dreamlab.envs.pommerman import POLICIES, play_games
 from dreamlab.parallel import WorkerPool
 from dreamlab.results import write_result
+from dreamlab.runs import UserError, cli
 
 
 @dataclasses.dataclass
@@ -36,6 +37,14 @@ class PommermanBenchmarkConfig(RunConfig):
     parallel_steps: int = 300_000  # steps per policy in the parallel run (0 skips it)
     workers: int = 2
     chunk_steps: int = 10_000  # steps per work item handed to a worker
+
+    def validate(self) -> None:
+        super().validate()
+        positive(self, "single_steps", "repeats", "workers", "chunk_steps")
+        non_negative(self, "parallel_steps")
+        unknown = [policy for policy in self.policies if policy not in POLICIES]
+        if unknown or not self.policies:
+            raise UserError(f"--policies {','.join(self.policies)!r} must name some of {', '.join(POLICIES)}")
 
 
 PRESETS = {
@@ -94,11 +103,9 @@ def time_parallel(policy: str, config: PommermanBenchmarkConfig) -> dict:
     }
 
 
+@cli
 def main(argv: list[str] | None = None) -> dict:
     config = parse_config(PommermanBenchmarkConfig, PRESETS, argv)
-    unknown = [p for p in config.policies if p not in POLICIES]
-    if unknown:
-        raise ValueError(f"unknown policies {unknown}; choose from {list(POLICIES)}")
     start = time.perf_counter()
     metrics: dict = {"load_average_before": list(os.getloadavg()), "cpu_count": os.cpu_count()}
     metrics["single_process"] = {policy: time_single(policy, config) for policy in config.policies}

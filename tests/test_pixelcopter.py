@@ -3,6 +3,10 @@ gymnasium's checker, and the vector env against the single env step for step."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -13,6 +17,7 @@ import dreamlab.envs
 from dreamlab.envs.checks import SeedError
 from dreamlab.envs.pixelcopter import STATE_KEYS, PixelCopterEnv, PixelCopterVectorEnv
 from dreamlab.envs.pixelcopter import rules as R
+from dreamlab.envs.pixelcopter.reference import reference_screens
 
 UP, NOOP = 0, 1
 GREEN = np.array(R.GREEN, dtype=np.uint8)
@@ -555,44 +560,6 @@ def test_vector_reset_refuses_options_that_are_not_a_dict():
 
 
 # ------------------------------------------------ incremental screens against the full drawing (issue 24)
-def _rect_pixels(base: np.ndarray, left: np.ndarray, top: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Flat indices of the on-screen pixels of one width x height rect per image at offset ``base``."""
-    rows = top.astype(np.int64)[:, None, None] + np.arange(height)[None, :, None]
-    cols = left.astype(np.int64)[:, None, None] + np.arange(width)[None, None, :]
-    visible = (rows >= 0) & (rows < R.HEIGHT) & (cols >= 0) & (cols < R.WIDTH)
-    return (base[:, None, None] + rows * R.WIDTH + cols)[visible]
-
-
-def reference_screens(vec: PixelCopterVectorEnv) -> np.ndarray:
-    """Every game's screen drawn in full from the game state: the vector env's drawing before issue 24.
-
-    Terrain: a column sprite paints rows [y_t - 36, y_t - 12) and [y_t + 14, y_t + 36); with y_t in [18, 30] the
-    first starts above the screen and the second ends below it, so per pixel column the green is rows
-    < max(y_t) - 12 and rows >= min(y_t) + 14 over the (at most two) columns covering it. Blocks add green; the
-    player is white where nothing green covers it.
-    """
-    n = vec.num_envs
-    row, shift = vec.schedule.lookup(vec._t)
-    columns = vec.schedule.cover[row]  # (n, W, 2)
-    sprite_top = vec._column_heights(slice(None), columns, shift) - R.COLUMN_HEIGHT // 2
-    covered = columns >= 0
-    ceiling_end = np.where(covered, sprite_top + R.CEILING_SPRITE_ROWS[1], 0).max(axis=2).astype(np.int8)
-    floor_start = np.where(covered, sprite_top + R.FLOOR_SPRITE_ROWS[0], R.HEIGHT).min(axis=2).astype(np.int8)
-    rows = np.arange(R.HEIGHT, dtype=np.int8)[None, :, None]
-    green = (ceiling_end[:, None, :] > rows) | (floor_start[:, None, :] <= rows)
-    green_flat = green.reshape(-1)
-    base = np.arange(n, dtype=np.int64) * (R.HEIGHT * R.WIDTH)
-    on = vec._block_on
-    block_left = R.rect_start(vec._block_x[on], R.BLOCK_WIDTH)
-    block_top = vec._block_y[on] - R.BLOCK_HEIGHT // 2
-    green_flat[_rect_pixels(base[on.nonzero()[0]], block_left, block_top, R.BLOCK_WIDTH, R.BLOCK_HEIGHT)] = True
-    frame = np.stack([green.view(np.uint8) * np.uint8(channel) for channel in R.GREEN], axis=-1)
-    size = R.PLAYER_RECT_SIZE
-    player = _rect_pixels(base, np.full(n, R.PLAYER_LEFT), R.rect_start(vec._y, size), size, size)
-    frame.reshape(-1, 3)[player[~green_flat[player]]] = R.WHITE
-    return frame
-
-
 @pytest.mark.parametrize("autoreset_mode", [AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP])
 def test_incremental_screens_equal_the_full_drawing_byte_for_byte(autoreset_mode, tmp_path):
     games = 64
@@ -650,3 +617,10 @@ def test_copy_false_returns_a_read_only_view_the_next_step_overwrites():
         second[0, 0, 0] = 1
     with pytest.raises(ValueError, match="copy must be True or False"):
         PixelCopterVectorEnv(2, copy="no")
+
+
+def test_benchmark_refuses_a_bad_config_in_one_line():
+    script = Path(__file__).resolve().parents[1] / "experiments" / "pixelcopter_benchmark.py"
+    arguments = [sys.executable, str(script), "--preset", "smoke", "--num_envs", "0"]
+    run = subprocess.run(arguments, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2 and run.stderr.strip().splitlines()[-1] == "error: --num_envs must be positive, got 0"

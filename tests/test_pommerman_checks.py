@@ -1,5 +1,9 @@
 """Pommerman checks its arguments as gymnasium does (issue 21): integer actions, seeds and counts only."""
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -65,3 +69,12 @@ def test_game_collection_counts_and_seeds_are_checked(kwargs, message):
         play_games(**arguments)
     with pytest.raises(ValueError, match=message):
         encode_games(**arguments)
+
+
+def test_benchmark_refuses_unknown_policies_in_one_line():
+    script = Path(__file__).resolve().parents[1] / "experiments" / "pommerman_benchmark.py"
+    arguments = [sys.executable, str(script), "--preset", "smoke", "--policies", "random,bogus"]
+    run = subprocess.run(arguments, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2
+    message = "error: --policies 'random,bogus' must name some of random, simple, mixed"
+    assert run.stderr.strip().splitlines()[-1] == message
