@@ -30,6 +30,13 @@ def ellipsoid(x: np.ndarray, condition: float = 1e6) -> np.ndarray:
     return np.sum(scales * x**2, axis=-1)
 
 
+def rastrigin(x: np.ndarray) -> np.ndarray:
+    """f(x) = 10 n + sum_i x_i^2 - 10 cos(2 pi x_i); minimum 0 at the origin, a local minimum near every integer
+    point: the global structure is the sphere's, which a large enough population sees through (IPOP's test case)."""
+    x = np.asarray(x, dtype=np.float64)
+    return 10.0 * x.shape[-1] + np.sum(x**2 - 10.0 * np.cos(2 * np.pi * x), axis=-1)
+
+
 def schaffer(x: np.ndarray, optimum: np.ndarray = SCHAFFER_OPTIMUM) -> np.ndarray:
     """The shifted Schaffer function of the post: with (u, v) = x - optimum,
 
