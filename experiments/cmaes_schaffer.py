@@ -10,23 +10,31 @@ that only says a candidate came within ~0.1 of (10, 10); by default the run ther
 distribution has converged (tolfun/tolx) and reports the post's criterion as ``generations_to_ftarget``. The
 ``paper`` preset is the post's loop exactly: stop at the target or after 1e3 n^2 = 4000 evaluations.
 
-python experiments/cmaes_schaffer.py --preset fast    # results/cmaes/schaffer.{json,csv,gif,png}
-python experiments/cmaes_schaffer.py --preset paper   # results/cmaes/schaffer_paper.*
+The run checkpoints into ``--run_dir`` (default runs/cmaes/<name>) after every generation of the animated run and
+after every seed of the success-rate runs; the same command resumes an interrupted run where it stopped, with the
+same result as an uninterrupted one (the animation frames are drawn at the end from the checkpointed populations).
+
+python experiments/cmaes_schaffer.py --preset fast --results_dir results    # results/cmaes/schaffer.{json,csv,gif,png}
+python experiments/cmaes_schaffer.py --preset paper --results_dir results   # results/cmaes/schaffer_paper.*
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
+from pathlib import Path
+from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
 
+from dreamlab.checkpoint import Checkpointer
 from dreamlab.cmaes import CMAES, SCHAFFER_OPTIMUM, schaffer_loss
-from dreamlab.config import RunConfig, parse_config
+from dreamlab.config import RunConfig, in_range, non_negative, parse_config, positive
 from dreamlab.figures import figure_to_array, save_figure, save_gif
 from dreamlab.parallel import WorkerPool
 from dreamlab.results import CurveLog, write_result
+from dreamlab.runs import UserError, cli, run_directory
 from dreamlab.runtime import seed_everything
 
 
@@ -47,6 +55,16 @@ class SchafferConfig(RunConfig):
     frame_every: int = 1  # generations per animation frame
     success_seeds: int = 40  # also run seeds 0..N-1 (no animation) and report how often the target is reached
     fps: float = 6.0
+
+    def validate(self) -> None:
+        super().validate()
+        positive(self, "sigma0", "maxfevals", "frame_every", "fps")
+        non_negative(self, "x0_std", "ftarget", "workers", "success_seeds")
+        in_range(self, "mu", 1e-9, 1.0)
+        if self.popsize < 2:
+            raise UserError(f"--popsize must be >= 2, got {self.popsize}")
+        if self.popsize * self.mu < 1:
+            raise UserError(f"--mu {self.mu} of --popsize {self.popsize} leaves no parent; raise --mu")
 
 
 PRESETS = {
@@ -81,28 +99,51 @@ def make_strategy(config: SchafferConfig, seed: int) -> tuple[np.ndarray, CMAES]
     return x0, es
 
 
-def success_rate(config: SchafferConfig, pool: WorkerPool) -> float:
-    """The fraction of seeds 0..success_seeds-1 whose best candidate reaches ftarget: one run says little on a
-    multimodal function, where the start and the first steps decide which ring of local optima the search meets."""
-    reached = 0
-    for seed in range(config.success_seeds):
-        _, es = make_strategy(config, seed)
-        es.optimize(schaffer_loss, pool=pool)
-        reached += es.best_loss <= config.ftarget
-    return reached / config.success_seeds
+class SchafferRun:
+    """The animated run and the success-rate runs, with everything a resumed run needs (one checkpoint)."""
 
+    def __init__(self, config: SchafferConfig):
+        self.config = config
+        self.x0, self.es = make_strategy(config, config.seed)
+        self.curve = CurveLog()
+        # Per drawn generation: its population and the distribution it was sampled from (frames are drawn at the end).
+        self.frames: list[dict[str, Any]] = []
+        self.sampled_from = self.distribution()
+        self.reached: dict[str, int | None] = {"generation": None, "evaluations": None}
+        self.success_done = 0  # seeds 0..success_done-1 of the success-rate runs are done
+        self.success_reached = 0
+        self.seconds = 0.0  # wall time of earlier sessions of this run
+        self.session_start = time.perf_counter()
 
-def main(argv: list[str] | None = None) -> dict:
-    config = parse_config(SchafferConfig, PRESETS, argv)
-    start = time.perf_counter()
-    x0, es = make_strategy(config, config.seed)
-    curve = CurveLog()
-    frames: list[np.ndarray] = []
-    sampled_from = {"mean": es.mean.copy(), "sigma": es.sigma, "C": es.C.copy()}
-    reached = {"generation": None, "evaluations": None}
+    def elapsed(self) -> float:
+        """Wall seconds of this run over all its sessions."""
+        return self.seconds + time.perf_counter() - self.session_start
 
-    def record(es: CMAES, X: np.ndarray, losses: np.ndarray) -> None:
-        curve.append(
+    def distribution(self) -> dict[str, Any]:
+        return {"mean": self.es.mean.copy(), "sigma": self.es.sigma, "C": self.es.C}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "es": self.es.state_dict(),
+            "curve": self.curve.state_dict(),
+            "frames": self.frames,
+            "sampled_from": self.sampled_from,
+            "reached": self.reached,
+            "success_done": self.success_done,
+            "success_reached": self.success_reached,
+            "seconds": self.elapsed(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.es.load_state_dict(state["es"])
+        self.curve.load_state_dict(state["curve"])
+        self.frames, self.sampled_from, self.reached = state["frames"], state["sampled_from"], state["reached"]
+        self.success_done, self.success_reached = state["success_done"], state["success_reached"]
+        self.seconds, self.session_start = state["seconds"], time.perf_counter()
+
+    def record(self, es: CMAES, X: np.ndarray, losses: np.ndarray) -> None:
+        """After each generation of the animated run: its curve row and, every frame_every generations, its frame."""
+        self.curve.append(
             generation=es.generation,
             evaluations=es.evaluations,
             generation_best_loss=float(losses.min()),
@@ -114,23 +155,62 @@ def main(argv: list[str] | None = None) -> dict:
             mean_2=float(es.mean[1]),
             mean_distance_to_optimum=float(np.linalg.norm(es.mean - SCHAFFER_OPTIMUM)),
         )
-        if reached["generation"] is None and es.best_loss <= config.ftarget:
-            reached.update(generation=es.generation, evaluations=es.evaluations)
-        if (es.generation - 1) % config.frame_every == 0 or es.stop():
-            fig, ax = plt.subplots(figsize=(4.2, 4.2))
-            draw_generation(ax, X, sampled_from["mean"], sampled_from["sigma"], sampled_from["C"])
-            ax.set_title(f"generation {es.generation}, best loss {es.best_loss:.1e}", fontsize=9)
-            frames.append(figure_to_array(fig, dpi=72))
-        sampled_from.update(mean=es.mean.copy(), sigma=es.sigma, C=es.C.copy())
+        if self.reached["generation"] is None and es.best_loss <= self.config.ftarget:
+            self.reached = {"generation": es.generation, "evaluations": es.evaluations}
+        if (es.generation - 1) % self.config.frame_every == 0 or es.stop():
+            self.frames.append({"X": X.copy(), **self.sampled_from, "generation": es.generation, "best": es.best_loss})
+        self.sampled_from = self.distribution()
 
+
+def draw_frames(frames: list[dict[str, Any]]) -> list[np.ndarray]:
+    images = []
+    for frame in frames:
+        fig, ax = plt.subplots(figsize=(4.2, 4.2))
+        draw_generation(ax, frame["X"], frame["mean"], frame["sigma"], frame["C"])
+        ax.set_title(f"generation {frame['generation']}, best loss {frame['best']:.1e}", fontsize=9)
+        images.append(figure_to_array(fig, dpi=72))
+    return images
+
+
+@cli
+def main(argv: list[str] | None = None) -> dict:
+    config = parse_config(SchafferConfig, PRESETS, argv, description=__doc__)
+    run_dir = Path(config.run_dir or f"runs/cmaes/{config.name}")
+    out_dir = Path(config.results_dir) / "cmaes"
+    with run_directory(run_dir, out_dir):
+        return run(config, run_dir, out_dir)
+
+
+def run(config: SchafferConfig, run_dir: Path, out_dir: Path) -> dict:
+    """Run (or resume from ``run_dir``) the animated run and the success-rate runs; write the result."""
+    state = SchafferRun(config)
+    checkpointer = Checkpointer(run_dir, config)
+    saved = checkpointer.load()
+    if saved is not None:
+        state.load_state_dict(saved)
+        print(f"resuming from {checkpointer.path}: generation {state.es.generation}, {state.success_done} seeds done")
+
+    def record(es: CMAES, X: np.ndarray, losses: np.ndarray) -> None:
+        state.record(es, X, losses)
+        checkpointer.save(state.state_dict())
+
+    es = state.es
     with WorkerPool(workers=config.workers, ray_address=config.ray_address or None) as pool:
         es.optimize(schaffer_loss, pool=pool, callback=record)
-        rate = success_rate(config, pool) if config.success_seeds > 0 else None
+        # The success rate over seeds 0..success_seeds-1: one run says little on a multimodal function, where the
+        # start and the first steps decide which ring of local optima the search meets.
+        while state.success_done < config.success_seeds:
+            _, other = make_strategy(config, state.success_done)
+            other.optimize(schaffer_loss, pool=pool)
+            state.success_reached += other.best_loss <= config.ftarget
+            state.success_done += 1
+            checkpointer.save(state.state_dict())
+    rate = state.success_reached / config.success_seeds if config.success_seeds > 0 else None
     reasons = es.stop()
+    curve, x0, reached = state.curve, state.x0, state.reached
 
-    out = f"{config.results_dir}/cmaes"
-    curve.to_csv(f"{out}/{config.name}.csv")
-    save_gif(frames, f"{out}/{config.name}.gif", fps=config.fps)
+    curve.to_csv(out_dir / f"{config.name}.csv")
+    save_gif(draw_frames(state.frames), out_dir / f"{config.name}.gif", fps=config.fps)
     fig, (ax_pop, ax_loss) = plt.subplots(1, 2, figsize=(10, 4.4))
     means = np.array([x0, *zip(curve.column("mean_1"), curve.column("mean_2"), strict=True)])
     ax_pop.plot(means[:, 0], means[:, 1], "-", color="green", lw=0.8, alpha=0.7, label="path of the mean")
@@ -146,7 +226,7 @@ def main(argv: list[str] | None = None) -> dict:
     ax_loss.axhline(config.ftarget, color="grey", ls=":", label="target")
     ax_loss.set(xlabel="generation", title="loss $(f(s) - f(10, 10))^2$ and search width")
     ax_loss.legend(fontsize=8)
-    save_figure(fig, f"{out}/{config.name}.png")
+    save_figure(fig, out_dir / f"{config.name}.png")
 
     metrics = {
         "x0": x0.tolist(),
@@ -172,7 +252,7 @@ def main(argv: list[str] | None = None) -> dict:
         experiment="cmaes_schaffer",
         config=config,
         metrics=metrics,
-        wall_seconds=time.perf_counter() - start,
+        wall_seconds=state.elapsed(),
         results_dir=config.results_dir,
     )
     print(
@@ -183,7 +263,7 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"the post's criterion, a loss <= {config.ftarget:g}, was met after {reached['generation']} generations")
     if rate is not None:
         print(f"over seeds 0..{config.success_seeds - 1} the target was reached in {rate:.0%} of the runs")
-    print(f"result: {path}\nfigures: {out}/{config.name}.{{gif,png}}")
+    print(f"result: {path}\nfigures: {out_dir}/{config.name}.{{gif,png}}")
     return metrics
 
 

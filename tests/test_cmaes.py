@@ -377,7 +377,7 @@ def test_schaffer_toy_finds_the_shifted_optimum():
 )
 def test_experiment_scripts_run_on_the_smoke_preset(tmp_path, script, argv, outputs):
     main = runpy.run_path(str(Path(__file__).parents[1] / "experiments" / script))["main"]
-    metrics = main(["--preset", "smoke", "--results_dir", str(tmp_path), *argv])
+    metrics = main(["--preset", "smoke", "--results_dir", str(tmp_path), "--run_dir", str(tmp_path / "run"), *argv])
     assert metrics
     for name in outputs:
         assert (tmp_path / "cmaes" / name).stat().st_size > 0
