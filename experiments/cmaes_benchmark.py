@@ -174,6 +174,18 @@ def run_pycma(problem: Problem, seed: int, config: CMAESBenchmarkConfig, paired:
     return {"evaluations": evaluations, "best_loss": best, "restarts": restart}
 
 
+def paired_bootstrap_interval(ours: list[float], theirs: list[float], resamples: int = 2000) -> list[float] | None:
+    """5th and 95th percentiles of the ratio of medians over seeds resampled in pairs: how far the ratio could
+    move with other seeds (None when a median is infinite in some resample)."""
+    rng = np.random.default_rng(0)
+    a, b = np.asarray(ours), np.asarray(theirs)
+    picks = rng.integers(0, len(a), size=(resamples, len(a)))
+    ratios = np.median(a[picks], axis=1) / np.median(b[picks], axis=1)
+    if not np.all(np.isfinite(ratios)):
+        return None
+    return [float(np.percentile(ratios, 5)), float(np.percentile(ratios, 95))]
+
+
 def compare_evaluations(config: CMAESBenchmarkConfig, pycma: bool, runs: CurveLog) -> dict:
     """Per problem: every optimiser's evaluations on each seed, the medians and their ratios."""
     optimisers: dict[str, Callable[[Problem, int], dict]] = {"dreamlab": lambda p, s: run_ours(p, s, config)}
@@ -218,6 +230,8 @@ def compare_evaluations(config: CMAESBenchmarkConfig, pycma: bool, runs: CurveLo
                 entry[f"dreamlab_over_{other}"] = ours / theirs if ours and theirs else None
             pairs = list(zip(evaluations["dreamlab"], evaluations["pycma"], strict=True))
             entry["seeds_dreamlab_not_worse"] = sum(a <= b for a, b in pairs)
+            entry["seeds_equal"] = sum(a == b for a, b in pairs)
+            entry["ratio_90pct_interval"] = paired_bootstrap_interval(evaluations["dreamlab"], evaluations["pycma"])
         metrics[name] = entry
     metrics["seeds"] = seeds
     return metrics
@@ -321,15 +335,21 @@ def print_summary(config: CMAESBenchmarkConfig, metrics: dict) -> None:
     evaluations = metrics["evaluations"]
     print(f"{config.dim}-D, evaluations to f <= {config.ftarget:g}, median of {config.seeds} seeds (successes)")
     optimisers = [k for k in ("dreamlab", "pycma", "pycma_independent") if k in evaluations["sphere"]]
-    print(f"{'problem':<16}" + "".join(f"{name:>20}" for name in optimisers) + f"{'ratio (paired)':>16}")
+    print(f"{'problem':<16}" + "".join(f"{name:>20}" for name in optimisers) + "   ours/pycma paired [90% interval]")
     for problem in PROBLEMS:
         cells = []
         for optimiser in optimisers:
             entry = evaluations[problem][optimiser]
             median = entry["median_evaluations"]
             cells.append(f"{median if median is None else round(median)} ({entry['successes']}/{entry['runs']})")
-        ratio = evaluations[problem].get("dreamlab_over_pycma")
-        print(f"{problem:<16}" + "".join(f"{c:>20}" for c in cells) + f"{'' if ratio is None else f'{ratio:.3f}':>16}")
+        ratio, interval = (
+            evaluations[problem].get("dreamlab_over_pycma"),
+            evaluations[problem].get("ratio_90pct_interval"),
+        )
+        ratio_text = "" if ratio is None else f"   {ratio:.3f}"
+        if interval:
+            ratio_text += f" [{interval[0]:.3f}, {interval[1]:.3f}]"
+        print(f"{problem:<16}" + "".join(f"{c:>20}" for c in cells) + ratio_text)
     timing = metrics.get("generation_time")
     if timing:
         print(f"seconds per generation at n = {timing['dim']} ({config.threads} BLAS thread(s))")
