@@ -1,12 +1,24 @@
 """Forward + backward time per time step of the DNC, against PyPI `dnc` (pytorch-dnc) when it is installed.
 
-    python experiments/dnc_benchmark.py                     # B=16, T=50, N=256, W=64, R=4, LSTM 128
-    python experiments/dnc_benchmark.py --preset smoke      # seconds
+    python experiments/dnc_benchmark.py --results_dir results   # B=16, T=50, N=256, W=64, R=4, LSTM 256
+    python experiments/dnc_benchmark.py --preset smoke          # seconds
     python experiments/dnc_benchmark.py --device cuda
 
-Implementations are timed in interleaved rounds, so a change in machine load hits all of them alike. On the
-CPU both wall-clock and process CPU time are reported: on a shared machine the CPU time is the steadier
-number. Writes results/dnc/benchmark.json (or <name>.json).
+Implementations, each a full training step (zero grads, forward over the sequence, backward) on the same
+shapes and dtype: `dreamlab` (eager), `dreamlab_compiled` (DNC(..., compile=True): the recurrent step through
+torch.compile), `dreamlab_sparse_k8` (top-K links) and `pytorch_dnc` (`pip install dnc --no-deps`). For each
+thread count they are timed in interleaved rounds after warm-up rounds (compilation happens there), so a change
+in machine load hits all of them alike; the load average is recorded before and after. On the CPU both
+wall-clock and process CPU time are reported: with one thread, CPU time is the steadier number on a shared
+machine; with two, CPU time adds both threads' time, so the speedups use wall time. `profile` adds each
+dreamlab variant's top operators (self time per sequence step, under torch.profiler) to the result.
+
+On a GPU the picture changes (not measured here: no GPU on the machine of record). Each step is some 150
+small kernels forward and 250 backward, each a few microseconds of work on (B, N) or (B, N, W) tensors, so
+eager time is kernel-launch latency (~5-10 us per launch, i.e. ~2-4 ms per step whatever N), not arithmetic;
+the (B, N, N) link passes that dominate on a CPU are ~4 MB each, a few microseconds at GPU bandwidth.
+`compile=True` (Inductor fusing the element-wise work into a few Triton kernels) or CUDA graphs remove most
+launches and should matter far more there than on a CPU. Writes results/dnc/benchmark.json (or <name>.json).
 """
 
 from __future__ import annotations
@@ -21,10 +33,18 @@ from collections.abc import Callable
 
 import torch
 
-from dreamlab.config import RunConfig, parse_config
+from dreamlab.config import RunConfig, parse_config, positive
 from dreamlab.dnc import DNC
 from dreamlab.results import write_result
-from dreamlab.runtime import resolve_device, resolve_dtype, seed_everything, set_threads
+from dreamlab.runs import UserError, cli
+from dreamlab.runtime import resolve_device, resolve_dtype, seed_everything
+
+GPU_EXPECTATIONS = (
+    "not measured (no GPU on the machine of record). Expected to dominate on a GPU: kernel-launch latency of "
+    "the ~400 small per-step kernels (forward + backward), ~2-4 ms per step at any N, not the (B, N, N) link "
+    "passes (~4 MB each: microseconds at GPU bandwidth); compile=True (fused Triton kernels) or CUDA graphs "
+    "attack exactly that, so the compiled/eager ratio should be larger on a GPU than on this CPU."
+)
 
 
 @dataclasses.dataclass
@@ -37,16 +57,29 @@ class DNCBenchmarkConfig(RunConfig):
     memory_slots: int = 256
     word_size: int = 64
     read_heads: int = 4
-    hidden_size: int = 128
+    hidden_size: int = 256
     sparse_links: int = 8  # also time the top-K sparse link variant with this K; 0 = skip it
+    compiled: bool = True  # also time DNC(..., compile=True)
     rounds: int = 7
-    warmup: int = 1
-    threads: int = 1
+    warmup: int = 2
+    thread_counts: tuple[int, ...] = (1, 2)  # time everything with each of these torch intra-op thread counts
     compare_pytorch_dnc: bool = True
+    profile: bool = True  # record each dreamlab variant's top operators (one thread) in the result
+
+    def validate(self) -> None:
+        super().validate()
+        positive(self, "batch_size", "sequence_length", "input_size", "memory_slots", "word_size", "read_heads")
+        positive(self, "hidden_size", "rounds")
+        if self.warmup < 1:
+            raise UserError("warmup must be >= 1: the first call of each implementation (and compilation) is excluded")
+        if not self.thread_counts or min(self.thread_counts) < 1:
+            raise UserError(f"thread_counts must be positive ints, e.g. 1,2; got {self.thread_counts}")
+        if self.sparse_links < 0 or self.sparse_links > self.memory_slots:
+            raise UserError(f"sparse_links must be in [0, memory_slots={self.memory_slots}], got {self.sparse_links}")
 
 
 PRESETS = {
-    "smoke": {"sequence_length": 5, "memory_slots": 32, "word_size": 16, "rounds": 2},
+    "smoke": {"sequence_length": 5, "memory_slots": 32, "word_size": 16, "rounds": 2, "compiled": False},
     "fast": {},
     "paper": {"rounds": 21, "warmup": 3},
 }
@@ -80,7 +113,11 @@ def pytorch_dnc_step(config: DNCBenchmarkConfig, device: torch.device, dtype: to
 
 
 def dreamlab_dnc_step(
-    config: DNCBenchmarkConfig, device: torch.device, dtype: torch.dtype, sparse_links: int | None
+    config: DNCBenchmarkConfig,
+    device: torch.device,
+    dtype: torch.dtype,
+    sparse_links: int | None,
+    compile: bool = False,
 ) -> tuple[Callable, int]:
     model = DNC(
         config.input_size,
@@ -90,6 +127,7 @@ def dreamlab_dnc_step(
         config.word_size,
         config.read_heads,
         sparse_links=sparse_links,
+        compile=compile,
     ).to(device, dtype)
     x = torch.randn(config.batch_size, config.sequence_length, config.input_size, device=device, dtype=dtype)
 
@@ -112,31 +150,37 @@ def timed(step: Callable, device: torch.device) -> tuple[float, float]:
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
-def main(argv: list[str] | None = None) -> dict:
-    config = parse_config(DNCBenchmarkConfig, PRESETS, argv, description=__doc__)
-    set_threads(config.threads)
-    start = time.perf_counter()
-    seed_everything(config.seed)
-    device, dtype = resolve_device(config.device), resolve_dtype(config.dtype)
+def load_average() -> float | None:
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else None
 
+
+def build_steps(config: DNCBenchmarkConfig, device: torch.device, dtype: torch.dtype) -> tuple[dict, str]:
+    """{name: (step closure, parameter count)} for every implementation timed, and pytorch-dnc's status."""
     steps: dict[str, tuple[Callable, int]] = {"dreamlab": dreamlab_dnc_step(config, device, dtype, None)}
+    if config.compiled:
+        steps["dreamlab_compiled"] = dreamlab_dnc_step(config, device, dtype, None, compile=True)
     if config.sparse_links:
         steps[f"dreamlab_sparse_k{config.sparse_links}"] = dreamlab_dnc_step(config, device, dtype, config.sparse_links)
-    pytorch_dnc_status = "not requested"
-    if config.compare_pytorch_dnc:
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                steps["pytorch_dnc"] = pytorch_dnc_step(config, device, dtype)
-                timed(steps["pytorch_dnc"][0], device)  # fails here, not mid-benchmark, if it is broken
-            pytorch_dnc_status = f"dnc {importlib.metadata.version('dnc')} (pip install dnc --no-deps) works"
-        except ImportError:
-            steps.pop("pytorch_dnc", None)
-            pytorch_dnc_status = "not installed (pip install dnc --no-deps)"
-        except Exception as err:  # a third-party package failing on this torch: report why, keep our numbers
-            steps.pop("pytorch_dnc", None)
-            pytorch_dnc_status = f"installed but fails on torch {torch.__version__}: {type(err).__name__}: {err}"
+    if not config.compare_pytorch_dnc:
+        return steps, "not requested"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            steps["pytorch_dnc"] = pytorch_dnc_step(config, device, dtype)
+            timed(steps["pytorch_dnc"][0], device)  # fails here, not mid-benchmark, if it is broken
+        return steps, f"dnc {importlib.metadata.version('dnc')} (pip install dnc --no-deps) works"
+    except ImportError:
+        steps.pop("pytorch_dnc", None)
+        return steps, "not installed (pip install dnc --no-deps)"
+    except Exception as err:  # a third-party package failing on this torch: report why, keep our numbers
+        steps.pop("pytorch_dnc", None)
+        return steps, f"installed but fails on torch {torch.__version__}: {type(err).__name__}: {err}"
 
+
+def measure(config: DNCBenchmarkConfig, steps: dict, device: torch.device, threads: int) -> dict:
+    """Warm-up rounds, then interleaved timed rounds of every implementation with `threads` threads."""
+    torch.set_num_threads(threads)
+    block: dict[str, object] = {"threads": threads, "load_average_1min_before": load_average()}
     samples: dict[str, list[tuple[float, float]]] = {name: [] for name in steps}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -146,23 +190,66 @@ def main(argv: list[str] | None = None) -> dict:
         for _ in range(config.rounds):
             for name, (step, _) in steps.items():
                 samples[name].append(timed(step, device))
-
+    block["load_average_1min_after"] = load_average()
     per_step = 1000.0 / config.sequence_length
-    metrics: dict[str, object] = {"pytorch_dnc": pytorch_dnc_status, "implementations": {}}
+    rows = {}
     for name, values in samples.items():
-        metrics["implementations"][name] = {
+        rows[name] = {
             "parameters": steps[name][1],
             "wall_ms_per_step_median": statistics.median(v[0] for v in values) * per_step,
             "wall_ms_per_step_min": min(v[0] for v in values) * per_step,
             "cpu_ms_per_step_median": statistics.median(v[1] for v in values) * per_step,
             "cpu_ms_per_step_min": min(v[1] for v in values) * per_step,
         }
-    if "pytorch_dnc" in samples:
-        ours, theirs = metrics["implementations"]["dreamlab"], metrics["implementations"]["pytorch_dnc"]
-        metrics["speedup_over_pytorch_dnc_cpu_time"] = theirs["cpu_ms_per_step_median"] / ours["cpu_ms_per_step_median"]
-        metrics["speedup_over_pytorch_dnc_wall"] = theirs["wall_ms_per_step_median"] / ours["wall_ms_per_step_median"]
-    metrics["load_average_1min_at_end"] = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    block["implementations"] = rows
+    if "pytorch_dnc" in rows:
+        theirs = rows["pytorch_dnc"]
+        clock = "cpu" if threads == 1 else "wall"  # with 2 threads CPU time double-counts
+        block["speedup_clock"] = clock
+        block["speedup_over_pytorch_dnc"] = {
+            name: theirs[f"{clock}_ms_per_step_median"] / row[f"{clock}_ms_per_step_median"]
+            for name, row in rows.items()
+            if name != "pytorch_dnc"
+        }
+    return block
 
+
+def top_operators(step: Callable, sequence_length: int, count: int = 15) -> list[dict]:
+    """One profiled call of step: the `count` operators with the most self CPU time, in ms per sequence step."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profiler:
+            step()
+    events = sorted(profiler.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+    total = sum(e.self_cpu_time_total for e in events)
+    return [
+        {
+            "operator": e.key[:80],
+            "self_ms_per_step": e.self_cpu_time_total / 1000.0 / sequence_length,
+            "share": e.self_cpu_time_total / total,
+            "calls_per_step": e.count / sequence_length,
+        }
+        for e in events[:count]
+    ]
+
+
+@cli
+def main(argv: list[str] | None = None) -> dict:
+    config = parse_config(DNCBenchmarkConfig, PRESETS, argv, description=__doc__)
+    start = time.perf_counter()
+    seed_everything(config.seed)
+    device, dtype = resolve_device(config.device), resolve_dtype(config.dtype)
+    steps, pytorch_dnc_status = build_steps(config, device, dtype)
+
+    metrics: dict[str, object] = {"pytorch_dnc": pytorch_dnc_status, "gpu_expectations": GPU_EXPECTATIONS}
+    metrics["by_threads"] = {str(threads): measure(config, steps, device, threads) for threads in config.thread_counts}
+    if config.profile:
+        torch.set_num_threads(1)
+        metrics["profile_one_thread"] = {
+            name: top_operators(step, config.sequence_length)
+            for name, (step, _) in steps.items()
+            if name != "pytorch_dnc"
+        }
     name = config.name or ("benchmark" if config.preset == "fast" else f"benchmark_{config.preset}")
     path = write_result(
         "dnc",
@@ -175,14 +262,18 @@ def main(argv: list[str] | None = None) -> dict:
     )
     shape = (
         f"B={config.batch_size} T={config.sequence_length} N={config.memory_slots} W={config.word_size} "
-        f"R={config.read_heads} LSTM {config.hidden_size}, {torch.get_num_threads()} thread(s), {device}"
+        f"R={config.read_heads} LSTM {config.hidden_size}, {device}"
     )
     print(f"forward+backward per time step ({shape}):")
-    for impl, row in metrics["implementations"].items():
-        print(
-            f"  {impl:24s} cpu {row['cpu_ms_per_step_median']:7.2f} ms  wall {row['wall_ms_per_step_median']:7.2f} ms"
-            f"  ({row['parameters']} parameters)"
-        )
+    for threads, block in metrics["by_threads"].items():
+        print(f" {threads} thread(s), load {block['load_average_1min_before']} -> {block['load_average_1min_after']}:")
+        speedups = block.get("speedup_over_pytorch_dnc", {})
+        for impl, row in block["implementations"].items():
+            ratio = f"  {speedups[impl]:.2f}x pytorch-dnc" if impl in speedups else ""
+            print(
+                f"  {impl:24s} cpu {row['cpu_ms_per_step_median']:7.2f} ms"
+                f"  wall {row['wall_ms_per_step_median']:7.2f} ms  ({row['parameters']} parameters){ratio}"
+            )
     print(f"pytorch-dnc: {pytorch_dnc_status}")
     print(f"result: {path}")
     return metrics

@@ -59,6 +59,20 @@ def test_dense_step_matches_the_equations_and_their_gradients():
         torch.testing.assert_close(ours, reference)
 
 
+@pytest.mark.parametrize("needs", [(0,), (1,), (2,), (3,), (0, 3), (1, 2)])
+def test_dense_step_gradients_when_only_some_inputs_need_them(needs):
+    """The backward skips (and reuses buffers across) the parts no input needs; the rest stays exact."""
+    inputs = random_inputs(seed=2)
+    weights = [torch.randn_like(t) for t in reference_link_step(*inputs)]
+    grads = []
+    for step in (dense_link_step, reference_link_step):
+        leaves = [t.clone().requires_grad_(index in needs) for index, t in enumerate(inputs)]
+        loss = sum((w * out).sum() for w, out in zip(weights, step(*leaves), strict=True))
+        grads.append(torch.autograd.grad(loss, [leaves[index] for index in needs]))
+    for ours, reference in zip(*grads, strict=True):
+        torch.testing.assert_close(ours, reference)
+
+
 def test_sequential_one_hot_writes_form_a_chain():
     slots, batch = 5, 2
     linkage = TemporalLinkage(slots)

@@ -23,7 +23,8 @@ def retention(free_gates: Tensor, prev_read_weights: Tensor) -> Tensor:
 
 def update_usage(prev_usage: Tensor, prev_write_weights: Tensor, retention_vector: Tensor) -> Tensor:
     """u_t = (u_{t-1} + w_{t-1}^w - u_{t-1} o w_{t-1}^w) o psi_t, all (B, N)."""
-    return (prev_usage + prev_write_weights - prev_usage * prev_write_weights) * retention_vector
+    # u + w - u o w = u + w o (1 - u)
+    return torch.addcmul(prev_usage, prev_write_weights, 1.0 - prev_usage) * retention_vector
 
 
 def allocation_weighting(usage: Tensor) -> Tensor:

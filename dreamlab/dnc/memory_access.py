@@ -19,7 +19,8 @@ from dreamlab.dnc.temporal_links import TemporalLinkage
 def erase_and_write(memory: Tensor, write_weights: Tensor, erase_vector: Tensor, write_vector: Tensor) -> Tensor:
     """M_t = M_{t-1} o (E - w_t^w e_t^T) + w_t^w v_t^T; memory (B, N, W), w (B, N), e and v (B, W)."""
     weights = write_weights.unsqueeze(-1)
-    kept = memory * (1.0 - weights * erase_vector.unsqueeze(-2))
+    # M - M o (w e^T) + w v^T: three kernels, where M o (1 - w e^T) + w v^T takes four.
+    kept = torch.addcmul(memory, memory, weights * erase_vector.unsqueeze(-2), value=-1.0)
     return torch.baddbmm(kept, weights, write_vector.unsqueeze(-2))
 
 
@@ -28,7 +29,8 @@ def read_weighting(
 ) -> Tensor:
     """w_t^{r,i} = pi_t^i[1] b_t^i + pi_t^i[2] c_t^{r,i} + pi_t^i[3] f_t^i; modes (B, R, 3), others (B, R, N)."""
     modes = read_modes.unsqueeze(-1)
-    return modes[:, :, 0] * backward_weights + modes[:, :, 1] * content_weights + modes[:, :, 2] * forward_weights
+    mixed = torch.addcmul(modes[:, :, 1] * content_weights, modes[:, :, 0], backward_weights)
+    return mixed.addcmul_(modes[:, :, 2], forward_weights)
 
 
 class MemoryAccess(nn.Module):
