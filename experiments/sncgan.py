@@ -34,7 +34,7 @@ from dreamlab.gan.evaluation import (
 from dreamlab.gan.plots import curves_figure, labelled_grid
 from dreamlab.gan.training import GANTrainer, linear_decay
 from dreamlab.results import CurveLog, StageTimer, write_result
-from dreamlab.runs import NonFiniteError, UserError, check_finite_module, cli, run_directory
+from dreamlab.runs import UserError, check_finite_module, cli, run_directory
 from dreamlab.runtime import resolve_device, resolve_dtype, seed_everything, set_threads
 
 DEFAULT_SPRITE_BACKGROUND = 128
@@ -145,7 +145,10 @@ class SNcGANConfig(RunConfig):
             raise UserError(f"--auxiliary needs a conditional variant (sncgan, cgan, projection), not {self.variant}")
         if self.variant in ("sncgan", "cgan") and self.image_size < 16:
             raise UserError(f"--variant {self.variant} concatenates y after a convolution: --image_size must be >= 16")
-        if self.data == "folder" and not Path(self.data_root).is_dir():
+
+    def check_data_root(self) -> None:
+        """The user's image folder exists (checked before a run starts; a config alone may name a future one)."""
+        if self.data == "folder" and not (self.data_root and Path(self.data_root).is_dir()):
             raise UserError(f"--data folder needs --data_root, an existing folder of images; got {self.data_root!r}")
 
 
@@ -257,8 +260,8 @@ class Snapshots:
         path = self.folder / f"generator_{step:07d}.pt"
         save_checkpoint(path, {"generator": generator.state_dict(), "step": step, "config": self.config})
 
-    def load_all(self, last_step: int) -> list[tuple[int, dict[str, torch.Tensor]]]:
-        """(step, generator weights) of every snapshot up to ``last_step``, in order; each checked finite."""
+    def load_all(self, last_step: int) -> list[tuple[int, Path, dict[str, torch.Tensor]]]:
+        """(step, file, generator weights) of every snapshot up to ``last_step``, in order of steps."""
         loaded = []
         for step, path in self._paths():
             if step > last_step:
@@ -271,11 +274,7 @@ class Snapshots:
                 details = ", ".join(f"{k}: {saved['config'].get(k)!r} -> {self.config[k]!r}" for k in differing)
                 reason = details or f"step {saved['step']}"
                 raise UserError(f"snapshot {path} was written by another run ({reason}); delete {self.folder}")
-            weights = saved["generator"]
-            for key, tensor in weights.items():
-                if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
-                    raise NonFiniteError(f"snapshot {path}: {key} holds NaN or infinite values; delete the file")
-            loaded.append((step, weights))
+            loaded.append((step, path, saved["generator"]))
         return loaded
 
 
@@ -308,11 +307,13 @@ def get_classifier(
         classifier = AttributeClassifier(train.codec.sizes).to(device, dtype)
     if path.is_file():
         saved = load_checkpoint(path)
-        if saved.get("provenance") == provenance:
+        recorded = saved.get("provenance", {})
+        if recorded == provenance:
             classifier.load_state_dict(saved["model"])
             check_finite_module(classifier, f"judge {path}")
             return classifier, saved["held_out_accuracy"]
-        print(f"{path} was trained on other data or settings: retraining the judge")
+        differing = sorted(k for k in provenance if recorded.get(k) != provenance[k])
+        print(f"{path} records other {', '.join(differing)} than this run's: retraining the judge")
     generator = torch.Generator().manual_seed(config.seed + 7)
     losses = train_attribute_classifier(
         classifier,
@@ -396,6 +397,7 @@ def save_figures(
 @cli
 def main(argv: list[str] | None = None) -> dict:
     config = parse_config(SNcGANConfig, PRESETS, argv, description=__doc__)
+    config.check_data_root()
     suffix = "" if config.preset == "fast" else f"_{config.preset}"
     name = config.name or f"{config.variant}_{data_name(config)}{suffix}"
     run_dir = Path(config.run_dir or f"runs/gan/{name}")
@@ -488,8 +490,9 @@ def run(config: SNcGANConfig, name: str, run_dir: Path) -> dict:
     with timer.stage("evaluate"):
         evals = CurveLog()
         final_generator = {k: v.clone() for k, v in trainer.generator.state_dict().items()}
-        for snapshot_step, snapshot in snapshots.load_all(step):
+        for snapshot_step, path, snapshot in snapshots.load_all(step):
             trainer.generator.load_state_dict(snapshot)
+            check_finite_module(trainer.generator, f"snapshot {path}")
             snapshot_accuracy, snapshot_fid = evaluate(trainer, classifier, held, eval_z[: config.eval_during], dtype)
             accuracy_columns = {f"accuracy_{k}": v for k, v in snapshot_accuracy.items()}
             evals.append(step=snapshot_step, feature_fid=snapshot_fid, **accuracy_columns)

@@ -90,7 +90,7 @@ def test_a_fresh_sncgan_run_never_judges_an_earlier_runs_snapshots(tmp_path, mon
     assert len(list((tmp_path / "run" / "judge").glob("judge_*.pt"))) == 1
 
 
-def test_a_snapshot_of_another_config_is_refused_naming_the_field(tmp_path, capsys):
+def test_a_snapshot_of_another_config_or_with_nan_weights_is_refused(tmp_path, capsys):
     sncgan = importlib.import_module("sncgan")
     sncgan.main(sncgan_args(tmp_path, "--steps", "10", "--eval_every", "5"))
     snapshot = tmp_path / "run" / "snapshots" / "generator_0000005.pt"
@@ -101,6 +101,11 @@ def test_a_snapshot_of_another_config_is_refused_naming_the_field(tmp_path, caps
         sncgan.main(sncgan_args(tmp_path, "--steps", "10", "--eval_every", "5"))
     assert refused.value.code == 2
     assert "z_dim: 32 -> 64" in capsys.readouterr().err
+    saved["config"]["z_dim"] = 64
+    next(v for v in saved["generator"].values() if v.is_floating_point()).fill_(float("nan"))
+    save_checkpoint(snapshot, saved)
+    with pytest.raises(NonFiniteError, match=str(snapshot)):
+        sncgan.main(sncgan_args(tmp_path, "--steps", "10", "--eval_every", "5"))
 
 
 def test_a_checkpoint_with_nan_weights_is_refused_naming_the_file(tmp_path):
