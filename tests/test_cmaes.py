@@ -320,6 +320,7 @@ def test_load_state_dict_rejects_other_strategies():
         ({"mu": 9}, "mu"),
         ({"mu": 1.5}, "fraction"),
         ({"maxfevals": 0}, "maxfevals"),
+        ({"covariance": "sparse"}, "covariance must be one of"),
     ],
 )
 def test_bad_construction_arguments(kwargs, message):
