@@ -13,6 +13,7 @@ L_t[i, j] is the degree to which slot i was written right after slot j. Two repr
 
 from __future__ import annotations
 
+import threading
 from typing import NamedTuple
 
 import torch
@@ -36,6 +37,35 @@ class TopKLinks(NamedTuple):
 def update_precedence(prev_precedence: Tensor, write_weights: Tensor) -> Tensor:
     """p_t = (1 - sum_i w_t^w[i]) p_{t-1} + w_t^w, all (B, N)."""
     return (1.0 - write_weights.sum(-1, keepdim=True)) * prev_precedence + write_weights
+
+
+class _Scratch(threading.local):
+    """One (B, N, N) buffer per thread for values that live only inside one backward call of `_DenseLinkStep`.
+
+    On a CPU a fresh 4 MB tensor (B=16, N=256) per step costs far more than its arithmetic: the allocator hands
+    back memory that is cold or not yet mapped (page faults, ~2 ms per 4 MB on the machine of record). Autograd
+    runs CPU nodes one at a time on the thread that called backward, so a per-thread buffer is never in use
+    twice at once. Other devices keep fresh tensors: their caching allocators make them cheap, and kernels
+    queued on different streams could otherwise race on one buffer.
+    """
+
+    buffer: Tensor | None = None
+
+    def like(self, tensor: Tensor) -> Tensor:
+        if tensor.device.type != "cpu" or type(tensor) is not Tensor or torch.compiler.is_compiling():
+            return torch.empty_like(tensor)
+        buffer = self.buffer
+        if (
+            buffer is None
+            or buffer.shape != tensor.shape
+            or buffer.dtype != tensor.dtype
+            or buffer.device != tensor.device
+        ):
+            buffer = self.buffer = torch.empty_like(tensor)
+        return buffer
+
+
+_SCRATCH = _Scratch()
 
 
 class _DenseLinkStep(torch.autograd.Function):
@@ -80,13 +110,12 @@ class _DenseLinkStep(torch.autograd.Function):
         )
         # L_t[i, i] is the constant 0: gradient arriving there is dropped, by zeroing it in our own tensor.
         grad_total.diagonal(dim1=-2, dim2=-1).zero_()
-        # One (B, N, N) scratch buffer, reused for G o L_{t-1} and then for the decay factors, and the
-        # gradient for L_{t-1} written over grad_total: every pass touches memory that is already in cache
-        # instead of a fresh 4 MB allocation (at B=16, N=256), which is what these passes are bound by.
-        scratch = None
+        # One (B, N, N) scratch buffer, reused for G o L_{t-1} and then for the decay factors, and the gradient
+        # for L_{t-1} written over grad_total: no fresh 4 MB allocation but grad_total's.
+        scratch = _SCRATCH.like(grad_total)
         if need_write:
             # dL[i, j]/dw[i] = p[j] - L_{t-1}[i, j] and dL[i, j]/dw[j] = -L_{t-1}[i, j] for i != j.
-            scratch = torch.mul(grad_total, prev_link)
+            torch.mul(grad_total, prev_link, out=scratch)
             # (row vector) x (matrix) products: much faster on CPU than (matrix) x (column vector) bmm.
             grad_write = torch.bmm(prev_precedence.unsqueeze(-2), grad_total.transpose(-2, -1)).squeeze(-2)
             grad_write -= scratch.sum(-1) + scratch.sum(-2)
@@ -94,11 +123,7 @@ class _DenseLinkStep(torch.autograd.Function):
             # dL[i, j]/dp[j] = w[i] for i != j.
             grad_precedence = torch.bmm(write_weights.unsqueeze(-2), grad_total).squeeze(-2)
         if need_link:
-            decay = 1.0 - write_weights.unsqueeze(-1)
-            if scratch is None:
-                scratch = torch.sub(decay, write_weights.unsqueeze(-2))
-            else:
-                torch.sub(decay, write_weights.unsqueeze(-2), out=scratch)
+            torch.sub(1.0 - write_weights.unsqueeze(-1), write_weights.unsqueeze(-2), out=scratch)
             grad_prev_link = grad_total.mul_(scratch)
         return grad_prev_link, grad_write, grad_precedence, grad_read
 
