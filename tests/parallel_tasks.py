@@ -218,3 +218,66 @@ def run_scenario(name: str, repeats: int, pid_root: str) -> None:
         record = {"error": error, "seconds": seconds, "children": descendants(os.getpid())}
         record["grandchildren"] = leftovers(pid_dir)
         print(json.dumps(record), flush=True)
+
+
+# --- Ray cluster tasks (tests/test_ray_cluster.py): the nodes import this module from tests/ ----------------------
+
+
+def score(x) -> float:
+    return -float(sum(float(v) ** 2 for v in x))
+
+
+def die_once(marker_dir: str, item: tuple) -> tuple:
+    """Score a candidate; the worker evaluating candidate 2 kills itself the first time (a node or worker lost)."""
+    index, x = item
+    with open(Path(marker_dir, "evaluations"), "a") as log:
+        log.write(f"{index}\n")
+    if index == 2 and not Path(marker_dir, "killed").exists():
+        Path(marker_dir, "killed").touch()
+        os.kill(os.getpid(), signal.SIGKILL)
+    return index, score(x)
+
+
+def raise_and_count(marker_dir: str, item: int) -> int:
+    with open(Path(marker_dir, "attempts"), "a") as log:
+        log.write(f"{item}\n")
+    raise ValueError(f"bad item {item}")
+
+
+def shared_sum(shared, item: int) -> float:
+    return float(shared.sum()) + item
+
+
+def trial_returns(generation: int, x) -> list[float]:
+    """Two deterministic 'episode returns' of a candidate (a sphere, shifted by the generation)."""
+    return [score(x) + generation, score(x) - generation]
+
+
+def evolve_sphere(pool: WorkerPool, run_dir: str, die_after: int = -1, generations: int = 5) -> dict:
+    """evolve_controller on ``pool`` with a checkpoint in ``run_dir``; SIGKILLs this process after generation
+    ``die_after`` has been checkpointed and logged, as a killed driver would."""
+    import numpy as np
+
+    from dreamlab.checkpoint import Checkpointer
+    from dreamlab.cmaes import CMAES
+    from dreamlab.worldmodels.training import evolve_controller
+
+    def fitness(candidates, generation: int):
+        return np.asarray(pool.map(trial_returns, list(candidates), shared=generation))
+
+    def log(message: str) -> None:
+        print(message, flush=True)
+        if message.startswith(f"C generation {die_after}/"):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    es = CMAES(np.full(6, 2.0), 0.5, popsize=6, seed=1)
+    evolution = evolve_controller(
+        es, fitness, generations=generations, checkpointer=Checkpointer(run_dir, {"seed": 1}), log=log
+    )
+    return {"mean": es.mean.tolist(), "scores": evolution.curve.column("mean_score")}
+
+
+def evolve_sphere_main(argv: list[str]) -> None:
+    """``python -c`` entry: connect to the Ray cluster at argv[0] and run :func:`evolve_sphere`."""
+    with WorkerPool(2, argv[0]) as pool:
+        print(json.dumps(evolve_sphere(pool, argv[1], int(argv[2]))), flush=True)
