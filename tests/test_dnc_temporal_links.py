@@ -73,22 +73,43 @@ def test_dense_step_gradients_when_only_some_inputs_need_them(needs):
         torch.testing.assert_close(ours, reference)
 
 
-def test_chained_dense_steps_match_the_equations_through_time():
-    """Backward through several steps (each reusing the per-thread scratch buffer), then a different shape."""
+def chained_gradients(step, steps, weights, link_weight, hook=None):
+    """Gradients of a loss over f_t, b_t (and link_weight * L_t) of a chain of link steps, for every input."""
+    batch, _, slots = weights[0].shape
+    leaves = [[t.clone().requires_grad_() for t in inputs] for inputs in steps]
+    link, loss = torch.zeros(batch, slots, slots, dtype=torch.float64), 0
+    for t, ((write, precedence, read), weight) in enumerate(zip(leaves, weights, strict=True)):
+        link, forward, backward = step(link, write, precedence, read)
+        if hook is not None and t == 1:
+            link.register_hook(hook)
+        loss = loss + (weight * forward).sum() + (weight.flip(-1) * backward).sum() + link_weight * link.square().sum()
+    return torch.autograd.grad(loss, [t for inputs in leaves for t in inputs])
+
+
+@pytest.mark.parametrize("link_weight", [0.0, 0.5])
+def test_chained_dense_steps_match_the_equations_through_time(link_weight):
+    """Backward through several steps, where the gradient of L_t is accumulated in place from step to step
+    (link_weight 0) or summed by autograd with a loss on L_t too (0.5); then a different shape."""
     for batch, slots, heads in ((3, 6, 2), (2, 5, 3)):
         generator = torch.Generator().manual_seed(slots)
         steps = [random_inputs(batch, slots, heads, seed=seed)[1:] for seed in range(4)]
         weights = [torch.randn(batch, heads, slots, generator=generator, dtype=torch.float64) for _ in steps]
-        grads = []
-        for step in (dense_link_step, reference_link_step):
-            leaves = [[t.clone().requires_grad_() for t in inputs] for inputs in steps]
-            link, loss = torch.zeros(batch, slots, slots, dtype=torch.float64), 0
-            for (write, precedence, read), weight in zip(leaves, weights, strict=True):
-                link, forward, backward = step(link, write, precedence, read)
-                loss = loss + (weight * forward).sum() + (weight.flip(-1) * backward).sum() + link.square().sum()
-            grads.append(torch.autograd.grad(loss, [t for inputs in leaves for t in inputs]))
-        for ours, reference in zip(*grads, strict=True):
-            torch.testing.assert_close(ours, reference)
+        ours = chained_gradients(dense_link_step, steps, weights, link_weight)
+        reference = chained_gradients(reference_link_step, steps, weights, link_weight)
+        for mine, theirs in zip(ours, reference, strict=True):
+            torch.testing.assert_close(mine, theirs)
+
+
+def test_a_hook_on_a_link_keeps_the_gradient_it_saw():
+    """The in-place accumulation must not overwrite a gradient that a hook on L_t kept."""
+    steps = [random_inputs(2, 5, 2, seed=seed)[1:] for seed in range(4)]
+    weights = [torch.randn(2, 2, 5, dtype=torch.float64) for _ in steps]
+    seen = {}
+    for name, step in (("ours", dense_link_step), ("reference", reference_link_step)):
+        kept = []
+        chained_gradients(step, steps, weights, 0.0, hook=kept.append)
+        seen[name] = kept[0]
+    torch.testing.assert_close(seen["ours"], seen["reference"])
 
 
 def test_sequential_one_hot_writes_form_a_chain():
