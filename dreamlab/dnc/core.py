@@ -173,7 +173,7 @@ class DNC(nn.Module):
             raise ValueError(f"DNC expects x of shape {layout} with input_size={cell.input_size}, got {tuple(x.shape)}")
         cell._check_dtype(x)
         time_major = x.transpose(0, 1) if self.batch_first else x
-        steps, batch_size = time_major.shape[:2]
+        batch_size = time_major.shape[1]
         state = cell.initial_state(batch_size, x.device) if state is None else state
         cell.check_state(state, batch_size)
 
@@ -181,8 +181,9 @@ class DNC(nn.Module):
         advance = self._advance()
         hidden, reads = [], []
         traces: dict[str, list] = {name: [] for name in fields}
-        for t in range(steps):
-            state = advance(projected[t], state)
+        # unbind, not projected[t]: the backward of each index fills and adds a whole (T, B, 4H) gradient, O(T^2).
+        for projected_t in projected.unbind(0):
+            state = advance(projected_t, state)
             hidden.append(state.controller.h)
             reads.append(state.read_vectors)
             for name in fields:
