@@ -81,6 +81,13 @@ def doom_kill(pid_dir: str, item: int) -> int:
     return doom_then_fail(pid_dir, item, kill=True)
 
 
+def leave_a_thread_running(pid_dir: str, item: int) -> int:
+    """Finish, leaving a non-daemon thread behind: the worker cannot exit when asked, and must be killed."""
+    start_sleeper(pid_dir)
+    threading.Thread(target=time.sleep, args=(120,)).start()
+    return item
+
+
 def add_shared(shared: dict, item: int) -> int:
     return shared["offset"] + item
 
@@ -201,6 +208,7 @@ def run_scenario(name: str, repeats: int, pid_root: str) -> None:
             "kill_self": kill_self_on_five,
             "doom_raise": doom_raise,
             "doom_kill": doom_kill,
+            "stuck": leave_a_thread_running,
         }.get(name, report_pid_and_sleep)
         if name == "kill_outside":
             threading.Thread(target=kill_worker_from_outside, args=(pid_dir,), daemon=True).start()

@@ -16,7 +16,7 @@ from pathlib import Path
 import parallel_tasks as tasks
 import pytest
 
-from dreamlab.parallel import TaskError, WorkerDiedError, WorkerPool
+from dreamlab.parallel import CLOSE_TIMEOUT_S, TaskError, WorkerDiedError, WorkerPool
 from dreamlab.runs import UserError
 
 _SCRIPT = """
@@ -81,6 +81,13 @@ def test_a_worker_killed_from_outside_and_ctrl_c_leave_nothing_running(tmp_path)
     for record in records:
         assert record["error"].startswith("KeyboardInterrupt"), record
     assert_clean(records, within=10)
+
+
+def test_closing_a_pool_whose_worker_cannot_exit_is_bounded(tmp_path):
+    records = scenario("stuck", 1, tmp_path, timeout=60)
+    assert records[0]["error"] is None
+    assert records[0]["seconds"] >= CLOSE_TIMEOUT_S  # the worker really was stuck: close waited, then killed it
+    assert_clean(records, within=CLOSE_TIMEOUT_S + 8)
 
 
 @pytest.mark.parametrize("failure", ["raise", "kill"])
