@@ -3,8 +3,10 @@
 L_t[i, j] is the degree to which slot i was written right after slot j. Two representations:
 
 - dense: L_t as a (B, N, N) tensor. The update and the forward/backward read weightings are one autograd
-  function with a hand-written backward: one (B, N, N) allocation per step forward, two backward, and
-  nothing saved but L_{t-1} and L_t, which the recurrence keeps alive anyway;
+  function with a hand-written backward: one (B, N, N) allocation per step forward and one backward (on a
+  CPU; temporaries share one per-thread buffer), and nothing saved but L_{t-1} and L_t, which the recurrence
+  keeps alive anyway. No exact low-rank form exists to avoid materialising L_t: the decay (1 - w_i - w_j)
+  multiplies element-wise, and its products over time do not factor into row and column scalings;
 - top-K sparse (Rae et al., "Scaling Memory-Augmented Neural Networks with Sparse Reads and Writes", NeurIPS
   2016): each row keeps only its K largest entries, stored as (values, column indices) of shape (B, N, K),
   and only the K most-written rows receive new links, so memory and time are O(N K) per step instead of
@@ -55,13 +57,8 @@ class _Scratch(threading.local):
         if tensor.device.type != "cpu" or type(tensor) is not Tensor or torch.compiler.is_compiling():
             return torch.empty_like(tensor)
         buffer = self.buffer
-        if (
-            buffer is None
-            or buffer.shape != tensor.shape
-            or buffer.dtype != tensor.dtype
-            or buffer.device != tensor.device
-        ):
-            buffer = self.buffer = torch.empty_like(tensor)
+        if buffer is None or buffer.shape != tensor.shape or buffer.dtype != tensor.dtype:
+            buffer = self.buffer = torch.empty_like(tensor)  # kept for the thread's next backward (4 MB here)
         return buffer
 
 
