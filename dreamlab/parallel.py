@@ -186,7 +186,8 @@ class WorkerPool:
 
     ``workers=0`` runs everything in this process (debugging, tests: exceptions propagate unchanged);
     ``workers=None`` uses one process per core. ``ray_address`` sends the work to a Ray cluster instead
-    (``pip install dreamlab[ray]``). Functions must be importable top-level functions, since local workers are
+    (``pip install dreamlab[ray]``); ``workers`` then becomes the cluster's CPU count, which callers use to size
+    their jobs. Functions must be importable top-level functions, since local workers are
     spawned fresh (spawn is safe with torch and OpenMP). Use it as a context manager: leaving the block closes the
     workers (at once if the block raised).
     """
@@ -211,6 +212,8 @@ class WorkerPool:
                 raise ImportError("ray_address given but Ray is not installed: pip install 'dreamlab[ray]'") from err
             ray.init(address=self.ray_address, ignore_reinit_error=True, log_to_driver=False)
             self._ray = ray
+            # Callers split work into a few jobs per worker: on a cluster that means per CPU of the cluster.
+            self.workers = max(1, int(ray.cluster_resources().get("CPU", 1)))
         elif self.workers > 0:
             try:
                 self._start_workers()

@@ -39,7 +39,7 @@ def address():
     node = {"num_cpus": 1, "object_store_memory": 150 * 2**20}
     cluster = Cluster(initialize_head=True, head_node_args={**node, "include_dashboard": False})
     try:
-        cluster.add_node(**node)
+        cluster.add_node(**{**node, "num_cpus": 2})
         cluster.wait_for_nodes()
         yield cluster.address
     finally:
@@ -55,6 +55,7 @@ def address():
 def pools(address):
     with WorkerPool(2) as local, WorkerPool(2, address) as on_ray:
         assert len(ray.nodes()) == 2
+        assert on_ray.workers == 3  # the cluster's CPUs, which callers split their jobs by
         yield local, on_ray
 
 
