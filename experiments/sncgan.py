@@ -143,6 +143,8 @@ class SNcGANConfig(RunConfig):
             raise UserError("--mode_seeking compares pairs of samples: it needs --batch_size >= 2")
         if self.auxiliary and self.variant not in ("sncgan", "cgan", "projection"):
             raise UserError(f"--auxiliary needs a conditional variant (sncgan, cgan, projection), not {self.variant}")
+        if self.data == "sprites" and max(2, round(self.held_out * self.n_images)) >= self.n_images - 1:
+            raise UserError(f"--n_images {self.n_images} are too few to hold out {self.held_out:.0%} and train")
         if self.variant in ("sncgan", "cgan") and self.image_size < 16:
             raise UserError(f"--variant {self.variant} concatenates y after a convolution: --image_size must be >= 16")
 
