@@ -585,6 +585,30 @@ def test_incremental_screens_equal_the_full_drawing_byte_for_byte(autoreset_mode
     assert resets > 5 * games  # many episodes ended and restarted on screens drawn over the last game's
 
 
+def test_compiled_screens_equal_the_full_drawing_at_the_edges():
+    """Hand-set states the random games rarely reach: the copter half off the top or bottom of the screen (or far
+    beyond), blocks entering and leaving at either side (with rounding ties), terrain columns entering and leaving
+    at every step of the schedule, and screens redrawn over such states."""
+    schedule = R.terrain_schedule()
+    games = len(schedule.touch)  # one game per schedule row: every way columns enter and leave the screen
+    vec = PixelCopterVectorEnv(games, copy=False)
+    vec.reset(seed=1)
+    rng = np.random.default_rng(0)
+    player_y = np.array(
+        [-100.0, -2.5, -1.5, -1.0, -0.5, 0.0, 0.5, 1.5, 2.4, 24.0, 45.5, 46.5, 47.0, 47.5, 48.5, 49.5, 1e3]
+    )
+    block_x = np.arange(-7.0, 55.0, 0.5)  # lefts from off-screen left to off-screen right, every tie x.5
+    block_y = np.array([0.0, 1.0, 3.0, 4.0, 12.0, 35.0, 43.0, 44.0, 47.0, 52.0])
+    for redraw in range(4):
+        vec._t[:] = np.arange(games) + redraw * schedule.period  # the rows again, with column indices shifted
+        vec._y[:] = rng.choice(player_y, games)
+        vec._block_x[:] = rng.choice(block_x, (games, 2))
+        vec._block_y[:] = rng.choice(block_y, (games, 2))
+        vec._block_on[:] = rng.random((games, 2)) < 0.8
+        vec._ring[:] = rng.integers(R.HEIGHT // 2 - 6, R.HEIGHT // 2 + 7, vec._ring.shape)  # the terrain's range
+        assert vec._observe().tobytes() == reference_screens(vec).tobytes()
+
+
 def test_state_observation_envs_draw_only_for_render():
     vec = PixelCopterVectorEnv(6, obs_type="state", render_mode="rgb_array")
     vec.reset(seed=3)

@@ -26,13 +26,11 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from dreamlab.envs.checks import check_int, check_vector_seeds
+from dreamlab.envs.pixelcopter import kernels
 from dreamlab.envs.pixelcopter import rules as R
 from dreamlab.envs.pixelcopter.env import STATE_KEYS, check_render_mode, observation_space
 
-_RING = 64  # terrain heights per game, indexed by global column index mod 64 (at most 61 columns are alive)
-_LOW_BITS = np.array([(1 << k) - 1 for k in range(R.HEIGHT + 1)], dtype=np.uint64)  # bits 0..k-1 set
-# Per channel, the colour of label 0 (black), 1 (the player, white), 2 (blocks and terrain, green).
-_PALETTE = np.array([R.BLACK, R.WHITE, R.GREEN], dtype=np.uint8).T.copy()
+_RING = kernels.RING
 
 
 class PixelCopterVectorEnv(VectorEnv):
@@ -108,20 +106,12 @@ class PixelCopterVectorEnv(VectorEnv):
         self.copy = bool(copy)
         self._screens: np.ndarray | None = None
         self._screen_bits: tuple[np.ndarray, np.ndarray] = ()
-        # Per schedule row: the first column on screen and, per pixel column, which of the on-screen columns'
-        # masks it shows: slot k < V is column first + k alone, slot V + k columns k and k + 1 together.
+        # the drawing kernel takes the columns on screen to run from the first over pixel column 0 to the last
+        # over pixel column W - 1
         cover = self.schedule.cover  # (T, W, 2) columns over each pixel column, -1 = none
-        second = cover[:, :, 1]
-        if (cover[:, :, 0] < 0).any() or ((second >= 0) & (second != cover[:, :, 0] + 1)).any():
-            raise RuntimeError("terrain schedule: a pixel column is bare or covered by non-adjacent columns")
-        self._first_visible = cover[:, :, 0].min(axis=1)
-        self._visible = int((cover.max(axis=(1, 2)) - self._first_visible).max()) + 1
-        alone = cover[:, :, 0] - self._first_visible[:, None]
-        self._cover_slot = np.where(second >= 0, self._visible + alone, alone)
-        self._game_column = np.arange(n)[:, None]
-        # where each mask word's pixel column starts in the screens (row 0, red); column W is scratch
-        game, column = np.divmod(np.arange(n * (R.WIDTH + 1)), R.WIDTH + 1)
-        self._cell_first_byte = 3 * (game * (R.HEIGHT * R.WIDTH) + column)
+        first = np.maximum(cover[:, :1, 0], 0)
+        if (cover[:, :, 0] < first).any() or (cover.max(axis=(1, 2)) > cover[:, -1].max(axis=1)).any():
+            raise RuntimeError("terrain schedule: a pixel column is bare or the columns on screen are out of x order")
 
         self._generators: list[np.random.Generator | None] = [None] * n
         self._uniforms = np.zeros((n, uniform_buffer))
@@ -168,53 +158,41 @@ class PixelCopterVectorEnv(VectorEnv):
 
     def _advance(self, climb: np.ndarray, live: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """One PLE step for every game; only ``live`` games draw randomness. Returns (reward, terminated)."""
-        # 1. the player
-        self._vel += np.where(climb, R.CLIMB_ACCEL, R.FALL_ACCEL)
-        self._vel *= R.MOMENTUM_DECAY
-        self._y += self._vel
-        # 2. scroll
-        self._block_x -= R.SCROLL
-        self._t += 1
-        row, shift = self.schedule.lookup(self._t)
-        player_top = R.rect_start(self._y, R.PLAYER_RECT_SIZE)[:, None]
-        # 3. a life per block touching the player
-        block_left = R.rect_start(self._block_x, R.BLOCK_WIDTH)
-        hit = (
-            self._block_on
-            & R.intervals_overlap(block_left, R.BLOCK_WIDTH, R.PLAYER_LEFT, R.PLAYER_RECT_SIZE)
-            & R.intervals_overlap(self._block_y - R.BLOCK_HEIGHT // 2, R.BLOCK_HEIGHT, player_top, R.PLAYER_RECT_SIZE)
-        ).any(axis=1)
-        # 4. ceiling and floor of the touching columns
-        columns = self.schedule.touch[row]
-        heights = self._column_heights(slice(None), columns, shift)
-        touching = (columns >= 0) & R.intervals_overlap(
-            heights - R.COLUMN_HEIGHT // 2, R.COLUMN_HEIGHT, player_top, R.PLAYER_RECT_SIZE
+        # the compiled step replaces a passed block from the uniforms ahead: make sure every game has a block's
+        short = np.flatnonzero(self._cursor > self._uniforms.shape[1] - R.BLOCK_DRAWS)
+        for env in short:
+            self._refill_uniforms(int(env))
+        reward, hit = np.empty(self.num_envs), np.empty(self.num_envs, dtype=bool)
+        schedule = self.schedule
+        kernels.advance(
+            climb,
+            live,
+            self._t,
+            self._y,
+            self._vel,
+            self._block_x,
+            self._block_y,
+            self._block_on,
+            self._ring,
+            self._uniforms,
+            self._cursor,
+            schedule.touch,
+            schedule.removed,
+            schedule.cycle_start,
+            schedule.period,
+            schedule.index_shift,
+            reward,
+            hit,
         )
-        y = self._y[:, None]
-        crash = (y - R.PLAYER_HEIGHT <= heights - R.GAP_HALF) | (y >= heights + R.GAP_HALF)
-        hit |= (touching & crash).any(axis=1)
-        # 5. the passed block leaves at x <= -4 (it is first in PLE's group, so this happens before the pass
-        #    test); the block ahead pays when its centre reaches the player and no passed block remains
-        self._block_on[:, 1] &= self._block_x[:, 1] > -R.BLOCK_WIDTH
-        passed = live & (self._block_x[:, 0] <= R.PLAYER_X) & ~self._block_on[:, 1]
-        if passed.any():
-            envs = np.flatnonzero(passed)
-            self._block_x[envs, 1], self._block_y[envs, 1] = self._block_x[envs, 0], self._block_y[envs, 0]
-            self._block_on[envs, 1] = self._block_x[envs, 1] > -R.BLOCK_WIDTH
-            u = self._take(envs, R.BLOCK_DRAWS)
-            self._block_x[envs, 0], self._block_y[envs, 0] = R.block_from_uniforms(u[:, 0], u[:, 1])
-        # 6. columns leaving the screen pay; 7. out of bounds
-        reward = R.REWARD_PASS * (self.schedule.removed[row] + passed)
-        hit |= (self._y < R.MIN_Y) | (self._y > R.MAX_Y)
-        # 8. a new terrain batch
-        refill = live & (self.schedule.refill_base[row] >= 0)
+        # 8. a new terrain batch (numpy: its sines must be numpy's, as the single env's)
+        row, shift = schedule.lookup(self._t)
+        refill = live & (schedule.refill_base[row] >= 0)
         if refill.any():
             envs = np.flatnonzero(refill)
             u = self._take(envs, R.TERRAIN_DRAWS)
-            first = self.schedule.refill_base[row[envs]] + shift[envs]
+            first = schedule.refill_base[row[envs]] + shift[envs]
             slots = (first[:, None] + np.arange(R.BATCH_SIZE)) & (_RING - 1)
             self._ring[envs[:, None], slots] = R.terrain_from_uniforms(u[:, 0], u[:, 1:], R.REFILL_BATCH_X0)
-        reward += R.REWARD_LOSS * hit
         return reward, hit
 
     # ------------------------------------------------------------------------------------------- observations
@@ -239,64 +217,32 @@ class PixelCopterVectorEnv(VectorEnv):
         }
 
     # --------------------------------------------------------------------------------------------- the screen
-    def _screen_masks(self) -> tuple[np.ndarray, np.ndarray]:
-        """What every screen shows, as bits: ``(green, white)``, (num_envs, W + 1) uint64 each.
-
-        Bit r of ``green[i, x]`` says pixel (row r, column x) of game i is green (terrain or a block); of
-        ``white[i, x]``, that it shows the player. Column W is scratch and always 0. A pixel column covered by two
-        terrain sprites is green where either paints; the player is white where nothing green covers it (PLE
-        draws the player first, then blocks and terrain in one colour).
-        """
-        n, width, visible = self.num_envs, R.WIDTH, self._visible
-        row, shift = self.schedule.lookup(self._t)
-        slots = ((self._first_visible[row] + shift)[:, None] + np.arange(visible)) & (_RING - 1)
-        heights = self._ring.reshape(-1)[self._ring_base[:, None] + slots].astype(np.intp)
-        columns = np.empty((n, 2 * visible - 1), dtype=np.uint64)
-        columns[:, :visible] = _TERRAIN_BITS[heights]
-        np.bitwise_or(columns[:, : visible - 1], columns[:, 1:visible], out=columns[:, visible:])
-        green = np.empty((n, width + 1), dtype=np.uint64)
-        green[:, :width] = columns.reshape(-1)[self._cover_slot[row] + (2 * visible - 1) * self._game_column]
-        # blocks: OR their rows into their (up to 4) on-screen columns; the others go to scratch column W
-        block_columns = R.rect_start(self._block_x, R.BLOCK_WIDTH).astype(np.intp)[..., None] + np.arange(R.BLOCK_WIDTH)
-        shown = self._block_on[..., None] & (block_columns.astype(np.uintp) < width)
-        cells = (width + 1) * self._game_column[..., None] + np.where(shown, block_columns, width)
-        green.reshape(-1)[cells] |= _BLOCK_BITS[self._block_y.astype(np.intp)][..., None]  # blocks never share columns
-        green[:, width] = 0
-        player_top = R.rect_start(self._y, R.PLAYER_RECT_SIZE).astype(np.intp)
-        white = np.zeros_like(green)
-        player_columns = slice(R.PLAYER_LEFT, R.PLAYER_LEFT + R.PLAYER_RECT_SIZE)
-        white[:, player_columns] = _row_span(player_top, player_top + R.PLAYER_RECT_SIZE)[:, None]
-        white[:, player_columns] &= ~green[:, player_columns]
-        return green, white
-
     def _update_screens(self) -> np.ndarray:
         """Bring every game's screen up to date and return the (num_envs, 48, 48, 3) uint8 buffer.
 
-        Only pixels whose colour changed since the last update are written: the world scrolls ~0.64 px a step and
-        the sprites move a few pixels, so a step changes ~20 of a screen's 2304 pixels (~150 when a game resets).
-        Changes are found on the bit masks (a word per pixel column), then byte by byte, then bit by bit.
+        Only pixels whose colour changed since the last update are written (:func:`kernels.update_screens`).
         """
         if self._screens is None:  # drawn on first use: a state-observation env only draws for render()
             self._screens = np.zeros((self.num_envs, R.HEIGHT, R.WIDTH, 3), dtype=np.uint8)
-            self._screen_bits = (np.zeros((self.num_envs, R.WIDTH + 1), dtype=np.uint64),) * 2
-        green, white = self._screen_masks()
-        old_green, old_white = self._screen_bits
-        self._screen_bits = (green, white)
-        changed = (green ^ old_green) | (white ^ old_white)
-        words = np.flatnonzero(changed != 0)
-        if len(words) == 0:
-            return self._screens
-        # Bit r of a word is bit r % 8 of its little-endian byte r // 8: the changed bytes are unpacked (8 pixels
-        # each) with the new colours of their pixels, and the changed pixels picked.
-        changed_bytes, hits = _set_bits(changed.reshape(-1)[words])
-        green_bits = _unpack(green.reshape(-1)[words], changed_bytes)
-        # 0 black, 1 white, 2 green
-        label = (green_bits << 1 | _unpack(white.reshape(-1)[words], changed_bytes))[hits].astype(np.intp)
-        byte_row = self._cell_first_byte[words[changed_bytes >> 3]] + (changed_bytes & 7) * (8 * 3 * R.WIDTH)
-        first_byte = byte_row[hits >> 3] + (hits & 7) * (3 * R.WIDTH)
-        flat = self._screens.reshape(-1)
-        for channel in range(3):
-            flat[channel:][first_byte] = _PALETTE[channel][label]
+            self._screen_bits = tuple(np.zeros((self.num_envs, R.WIDTH), dtype=np.int64) for _ in range(2))
+        row, shift = self.schedule.lookup(self._t)
+        kernels.update_screens(
+            self._screens.reshape(self.num_envs, -1),
+            *self._screen_bits,
+            row,
+            shift,
+            self.schedule.cover,
+            self._ring,
+            self._block_x,
+            self._block_y,
+            self._block_on,
+            self._y,
+            kernels.TERRAIN_BITS,
+            kernels.BLOCK_BITS,
+            kernels.PLAYER_BITS,
+            kernels.PALETTE,
+            kernels._DE_BRUIJN_BIT,
+        )
         return self._screens
 
     def _observe(self, envs: np.ndarray | None = None) -> np.ndarray:
@@ -448,32 +394,3 @@ class PixelCopterVectorEnv(VectorEnv):
     def _check_started(self) -> None:
         if not self._started:
             raise RuntimeError("call reset() before stepping or observing PixelCopterVectorEnv")
-
-
-def _row_span(start: np.ndarray, stop: np.ndarray) -> np.ndarray:
-    """Bits start..stop-1 set, clipped to the screen's rows: a column mask per pair (any integer shape)."""
-    return _LOW_BITS[np.clip(stop, 0, R.HEIGHT)] ^ _LOW_BITS[np.clip(start, 0, R.HEIGHT)]
-
-
-def _set_bits(words: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The nonzero bytes of ``words`` (indices into their little-endian bytes) and the set bits among those
-    bytes' unpacked bits (8 per byte, least significant first)."""
-    as_bytes = words.astype("<u8", copy=False).view(np.uint8)
-    nonzero = np.flatnonzero(as_bytes != 0)
-    return nonzero, np.flatnonzero(np.unpackbits(as_bytes[nonzero], bitorder="little").view(bool))
-
-
-def _unpack(words: np.ndarray, byte_indices: np.ndarray) -> np.ndarray:
-    """Bytes ``byte_indices`` of ``words`` (little-endian), unpacked to 0/1, least significant bit first."""
-    return np.unpackbits(words.astype("<u8", copy=False).view(np.uint8)[byte_indices], bitorder="little")
-
-
-# Column masks by integer height (terrain: the column's y_t; blocks: the block's centre y), for every height a
-# game can hold (0 in ring slots not yet filled, unused blocks). A terrain sprite paints rows [y_t - 36, y_t - 12)
-# and [y_t + 14, y_t + 36), a block rows [y - 4, y + 5), clipped to the screen.
-_HEIGHTS = np.arange(2 * R.HEIGHT)
-_SPRITE_TOP = _HEIGHTS - R.COLUMN_HEIGHT // 2
-_TERRAIN_BITS = _row_span(_SPRITE_TOP + R.CEILING_SPRITE_ROWS[0], _SPRITE_TOP + R.CEILING_SPRITE_ROWS[1]) | _row_span(
-    _SPRITE_TOP + R.FLOOR_SPRITE_ROWS[0], _SPRITE_TOP + R.FLOOR_SPRITE_ROWS[1]
-)
-_BLOCK_BITS = _row_span(_HEIGHTS - R.BLOCK_HEIGHT // 2, _HEIGHTS - R.BLOCK_HEIGHT // 2 + R.BLOCK_HEIGHT)
