@@ -36,7 +36,7 @@ HEADLINES: dict[str, tuple[str, ...]] = {
     "dnc_dsprites_summary": ("next_image_bce.*",),
     "draw": ("test_nll_nats", "test_reconstruction", "test_kl_nats", "steps"),
     "mdn_toy": ("test_nll_mdn", "test_nll_mse_gaussian"),
-    "pixelcopter_benchmark": ("vector_state.*.steps_per_cpu_second", "single_state.steps_per_cpu_second"),
+    "pixelcopter_benchmark": ("vector.*.median_steps_per_second", "single_state.median_steps_per_second"),
     "pommerman_benchmark": ("single_process.*.steps_per_cpu_second", "parallel.*.steps_per_second"),
     "pommerman_next_state": ("overall_accuracy", "copy_baseline.overall_accuracy", "trained_transitions"),
     "rnd_pixelcopter": ("eval_mean_return", "eval_mean_length", "env_steps"),
