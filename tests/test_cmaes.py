@@ -24,11 +24,12 @@ def run(es: CMAES, f, generations: int | None = None) -> CMAES:
     return es
 
 
-def reference_parameters(n: int) -> dict:
-    """Table 1 of Hansen's tutorial (2016), eqs. 48-58, written out independently of the library, with the three
+def reference_parameters(n: int, lam: int | None = None) -> dict:
+    """Table 1 of Hansen's tutorial (2016), eqs. 48-58, written out independently of the library, with the four
     documented deviations that pycma also makes: c_sigma's denominator n + mu_eff + 3 (eq. 55 has + 5) and its cap
-    at 1/2, the offset 1/4 in c_mu's numerator (eq. 58) and the exact E||N(0, I)|| instead of its approximation."""
-    lam = 4 + int(3 * math.log(n))
+    at 1/2, d_sigma's square root scaled by max(1, 3 (1 - 2^(-n/9))), the offset 1/4 in c_mu's numerator (eq. 58)
+    and the exact E||N(0, I)|| instead of its approximation."""
+    lam = lam or 4 + int(3 * math.log(n))
     mu = lam // 2
     w_prime = [math.log((lam + 1) / 2) - math.log(i) for i in range(1, lam + 1)]
     pos, neg = w_prime[:mu], [min(w, 0.0) for w in w_prime[mu:]]
@@ -45,7 +46,7 @@ def reference_parameters(n: int) -> dict:
         "weights": np.array(weights),
         "mu_eff": mu_eff,
         "c_sigma": c_sigma,
-        "d_sigma": 1 + 2 * max(0, math.sqrt((mu_eff - 1) / (n + 1)) - 1) + c_sigma,
+        "d_sigma": 1 + 2 * max(0, max(1, 3 * (1 - 2 ** (-n / 9))) * math.sqrt((mu_eff - 1) / (n + 1)) - 1) + c_sigma,
         "c_c": (4 + mu_eff / n) / (n + 4 + 2 * mu_eff / n),
         "c_1": c_1,
         "c_mu": c_mu,
@@ -54,10 +55,10 @@ def reference_parameters(n: int) -> dict:
     }
 
 
-@pytest.mark.parametrize("n", [2, 5, 10, 40, 300])
-def test_default_parameters_follow_the_tutorial(n):
-    params = strategy_parameters(n)
-    expected = reference_parameters(n)
+@pytest.mark.parametrize(("n", "lam"), [(2, None), (5, None), (10, None), (40, None), (300, None), (10, 160), (3, 64)])
+def test_default_parameters_follow_the_tutorial(n, lam):
+    params = strategy_parameters(n, lam)
+    expected = reference_parameters(n, lam)
     for key, value in expected.items():
         np.testing.assert_allclose(getattr(params, key), value, rtol=1e-12, err_msg=key)
     assert params.weights[: params.mu].sum() == pytest.approx(1.0)
@@ -90,9 +91,10 @@ def test_default_parameters_match_pycma():
     cma = pytest.importorskip("cma")
     from cma.utilities.math import Mh
 
-    for n in (3, 10, 30):
-        es = cma.CMAEvolutionStrategy(np.zeros(n), 1.0, {"verbose": -9, "seed": 1})
-        ours = strategy_parameters(n)
+    # Default populations, and the large ones of IPOP's restarts (where d_sigma's scaled square root matters).
+    for n, lam in [(3, None), (10, None), (30, None), (10, 20), (10, 160), (10, 640), (30, 400)]:
+        es = cma.CMAEvolutionStrategy(np.zeros(n), 1.0, {"verbose": -9, "seed": 1, "popsize": lam})
+        ours = strategy_parameters(n, lam)
         learning_rates = es.sm.parameters()  # the c_1 and c_mu pycma's covariance update uses
         assert ours.popsize == es.sp.popsize and ours.mu == es.sp.weights.mu
         np.testing.assert_allclose(ours.weights, es.sp.weights, rtol=1e-12, atol=1e-15)

@@ -13,7 +13,8 @@ References:
   :func:`ipop` restarts a run that stopped short of its target with twice the population.
 
 Where pycma (the ``cma`` package, 4.x, by the tutorial's author) has refined the tutorial's defaults, this module
-follows pycma, and each place says so: c_sigma (eq. 55: n + mu_eff + 3 in the denominator, capped at 1/2), the 1/4
+follows pycma, and each place says so: c_sigma (eq. 55: n + mu_eff + 3 in the denominator, capped at 1/2), d_sigma
+for large populations (eq. 55's square root scaled by up to 3), 1e-9 added to the norms of eq. 46, the 1/4
 offset in c_mu (eq. 58), the exact E||N(0, I)||, the squared-norm form of h_sigma and the clipping of the step-size
 change to a factor e per generation. With these, on the same normal draws and the same initial C, a run equals
 pycma's generation by generation up to rounding (tests/test_cmaes.py; rounding eventually flips a ranking or an
@@ -158,9 +159,12 @@ def strategy_parameters(
     # seeds, 1500 against 1480) and no fewer on Rosenbrock.
     # The cap keeps the newest step from outweighing all older ones in p_sigma (n <= 3 or a large population).
     c_sigma = min(0.5, (mu_eff + 2) / (n + mu_eff + 3))
-    # eq. 55. pycma scales the mu_eff term's inner square root by up to 3 for n >= 6 (compute_damps), which only
-    # changes d_sigma for populations far above the default; for the default popsize both give 1 + c_sigma.
-    d_sigma = 1 + 2 * max(0.0, math.sqrt((mu_eff - 1) / (n + 1)) - 1) + c_sigma
+    # Deviation from eq. 55: as in pycma (sigma_adaptation.CMAAdaptSigmaCSA.compute_damps), the inner square root
+    # is multiplied by max(1, 3 (1 - 2^(-n/9))) (1.61 for n = 10, -> 3 for large n), which damps sigma more when
+    # mu_eff is large against n. For the default popsize the term stays zero (d_sigma = 1 + c_sigma either way);
+    # IPOP's large populations meet it: at n = 10 and popsize 160, d_sigma is 5.75 instead of 3.38.
+    damping_inner = max(1.0, 3 * (1 - 0.5 ** (n / 9)))
+    d_sigma = 1 + 2 * max(0.0, damping_inner * math.sqrt((mu_eff - 1) / (n + 1)) - 1) + c_sigma
     c_c = (4 + mu_eff / n) / (n + 4 + 2 * mu_eff / n)  # eq. 56
     alpha_cov = 2.0
     c_1 = alpha_cov / ((n + 1.3) ** 2 + mu_eff)  # eq. 57
