@@ -1,8 +1,9 @@
 """Throughput of dreamlab's PixelCopter under uniformly random actions: env-steps per second of the vector env at
 ``num_envs`` games made with ``gym.make_vec("dreamlab/PixelCopter-v0", ...)``, for state observations, pixel
-observations drawn incrementally (copied, ``copy=True``, the default; or a read-only view, ``copy=False``) and
-pixel observations drawn in full every step (the reference drawing the incremental one replaced), and of the
-single env.
+observations drawn incrementally by the numba kernels (copied, ``copy=True``, the default; or a read-only view,
+``copy=False``) and pixel observations drawn in full every step (the numpy reference drawing), and of the single
+env. The kernels' first-call time is measured in fresh processes: compiling (an empty numba cache) and loading the
+cache. The numbers of the previous, numpy-only incremental drawing (commit 4828ba8) are recorded beside them.
 
 Random play ends an episode every ~8 steps, so about one game in eight resets (51 uniform draws, 48 sines, and
 ~150 changed pixels) on every step: the slow end of what training sees. The vector variants are timed in
@@ -20,6 +21,9 @@ from __future__ import annotations
 import dataclasses
 import os
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 
 import gymnasium as gym
@@ -35,6 +39,26 @@ from dreamlab.runtime import set_threads
 
 TARGET_STEPS_PER_SECOND = 1_000_000
 VARIANTS = ("state", "pixels", "pixels_view", "pixels_full_drawing")
+# results/envs/pixelcopter_benchmark.json at commit 4828ba8: the numpy incremental drawing (bit masks per pixel
+# column) and the numpy game step, 1024 envs, one thread, load ~1.7; best (median) env-steps per CPU second
+PREVIOUS_NUMPY_INCREMENTAL = {
+    "commit": "4828ba8",
+    "state": {"steps_per_cpu_second": 2372486, "median_steps_per_cpu_second": 2265199},
+    "pixels": {"steps_per_cpu_second": 439286, "median_steps_per_cpu_second": 408678},
+    "pixels_view": {"steps_per_cpu_second": 557651, "median_steps_per_cpu_second": 484588},
+    "pixels_full_drawing": {"steps_per_cpu_second": 115662, "median_steps_per_cpu_second": 110908},
+}
+# the first reset and step of a fresh process: numba compiles the kernels, or loads them from its cache
+FIRST_CALL = """
+import time
+import numpy as np
+from dreamlab.envs.pixelcopter import PixelCopterVectorEnv
+env = PixelCopterVectorEnv(4)
+start = time.perf_counter()
+env.reset(seed=0)
+env.step(np.zeros(4, dtype=np.int64))
+print(time.perf_counter() - start)
+"""
 
 
 @dataclasses.dataclass
@@ -129,6 +153,19 @@ def time_vector_variants(config: PixelCopterBenchmarkConfig) -> tuple[dict, list
     return {variant: {"num_envs": config.num_envs, **summarise(runs[variant])} for variant in VARIANTS}, loads
 
 
+def time_first_call() -> dict:
+    """Seconds of a fresh process's first reset and step: compiling the kernels into an empty numba cache, then
+    loading them from it."""
+    with tempfile.TemporaryDirectory() as cache:
+        environment = {**os.environ, "NUMBA_CACHE_DIR": cache}
+
+        def first_call() -> float:
+            command = [sys.executable, "-c", FIRST_CALL]
+            return float(subprocess.run(command, env=environment, capture_output=True, text=True, check=True).stdout)
+
+        return {"compile_seconds": first_call(), "cached_seconds": first_call()}
+
+
 def time_single_env(obs_type: str, config: PixelCopterBenchmarkConfig) -> dict:
     env = PixelCopterEnv(obs_type=obs_type)
     env.reset(seed=config.seed)
@@ -164,12 +201,20 @@ def main(argv: list[str] | None = None) -> dict:
     metrics["vector"], metrics["load_average_between_rounds"] = time_vector_variants(config)
     metrics["single_state"] = time_single_env("state", config)
     metrics["single_pixels"] = time_single_env("pixels", config)
+    metrics["first_call"] = time_first_call()
     metrics["load_average_after"] = list(os.getloadavg())
     vector = metrics["vector"]
     metrics["pixels_speedup_over_full_drawing"] = {
         variant: vector[variant]["median_steps_per_cpu_second"]
         / vector["pixels_full_drawing"]["median_steps_per_cpu_second"]
         for variant in ("pixels", "pixels_view")
+    }
+    # across runs (other loads): indicative only
+    metrics["previous_numpy_incremental"] = PREVIOUS_NUMPY_INCREMENTAL
+    metrics["median_speedup_over_previous"] = {
+        variant: vector[variant]["median_steps_per_cpu_second"]
+        / PREVIOUS_NUMPY_INCREMENTAL[variant]["median_steps_per_cpu_second"]
+        for variant in VARIANTS
     }
     metrics["target"] = {
         "num_envs": config.num_envs,
@@ -199,6 +244,8 @@ def main(argv: list[str] | None = None) -> dict:
             f"{label:<32}{record['steps_per_second']:>16,.0f}{record['steps_per_cpu_second']:>16,.0f}"
             f"{record['median_steps_per_cpu_second']:>14,.0f}"
         )
+    first = metrics["first_call"]
+    print(f"first reset + step: {first['compile_seconds']:.2f} s compiling, {first['cached_seconds']:.2f} s cached")
     print(f"result: {path}")
     return metrics
 
