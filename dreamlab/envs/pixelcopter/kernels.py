@@ -147,8 +147,8 @@ def advance(
 
 # ctz by de Bruijn multiplication: bit k alone, times this constant, has a distinct top 6 bits for every k
 _DE_BRUIJN = 0x03F79D71B4CB0A89
-_DE_BRUIJN_BIT = np.zeros(64, dtype=np.int64)
-_DE_BRUIJN_BIT[[((_DE_BRUIJN << k) % (1 << 64)) >> 58 for k in range(64)]] = np.arange(64)
+DE_BRUIJN_BIT = np.zeros(64, dtype=np.int64)
+DE_BRUIJN_BIT[[((_DE_BRUIJN << k) % (1 << 64)) >> 58 for k in range(64)]] = np.arange(64)
 
 
 @numba.njit(cache=True, nogil=True)

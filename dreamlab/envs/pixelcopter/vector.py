@@ -1,4 +1,4 @@
-"""Many PixelCopter games advanced by one numpy computation: a native gymnasium ``VectorEnv``.
+"""Many PixelCopter games advanced together, a compiled pass over them per step: a native gymnasium ``VectorEnv``.
 
 Each game keeps only what varies between games: the player's y and momentum, the block ahead and the block just
 passed, the step count since reset and a ring of terrain heights. Column positions are the same in every game at
@@ -43,7 +43,9 @@ class PixelCopterVectorEnv(VectorEnv):
     ``reset(options={"reset_mask": mask})``). ``max_episode_steps`` truncates episodes, as ``TimeLimit`` does.
     ``uniform_buffer`` uniforms are drawn ahead per game so that draws for many games are one gather.
 
-    Pixel observations are drawn incrementally into one buffer (only the pixels that changed are written).
+    Moves and screens are numba kernels (:mod:`.kernels`), compiled on first use and cached; resets and terrain
+    batches are numpy. Pixel observations are drawn incrementally into one buffer (only the pixels that changed
+    are written).
     ``copy=True`` (default, as gymnasium's vector envs) returns a new array from every ``reset`` and ``step``, which
     the caller may keep; ``copy=False`` returns a read-only view of the buffer itself, which the next ``reset`` or
     ``step`` overwrites: faster (no 7 MB copy per step at 1024 games) for loops that use each observation before
@@ -241,7 +243,7 @@ class PixelCopterVectorEnv(VectorEnv):
             kernels.BLOCK_BITS,
             kernels.PLAYER_BITS,
             kernels.PALETTE,
-            kernels._DE_BRUIJN_BIT,
+            kernels.DE_BRUIJN_BIT,
         )
         return self._screens
 
