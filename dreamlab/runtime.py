@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
 
 import numpy as np
@@ -67,3 +68,17 @@ def set_threads(threads: int) -> None:
         raise ValueError(f"threads must be a non-negative int (0 = torch's default), got {threads!r}")
     if threads:
         torch.set_num_threads(threads)
+
+
+def autocast(device: torch.device, mode: str = "none") -> contextlib.AbstractContextManager:
+    """Mixed precision for a training step's forward pass: ``bf16`` runs matrix products and convolutions in
+    bfloat16 under ``torch.autocast`` (losses, reductions and the optimiser stay float32); ``none`` changes nothing.
+
+    bf16 keeps float32's exponent range, so no loss scaling is needed. It pays on GPUs with bf16 tensor cores and on
+    CPUs with AVX512-BF16/AMX; elsewhere it may be slower, which is why float32 stays the default.
+    """
+    if mode == "none":
+        return contextlib.nullcontext()
+    if mode != "bf16":
+        raise UserError(f"--autocast {mode!r} is not one of none, bf16")
+    return torch.autocast(device.type, dtype=torch.bfloat16)
