@@ -71,7 +71,7 @@ class CMAESBenchmarkConfig(RunConfig):
 
     def validate(self) -> None:
         super().validate()
-        positive(self, "threads", "dim", "seeds", "ftarget", "maxfevals", "rastrigin_maxfevals")
+        positive(self, "threads", "dim", "seeds", "maxfevals", "rastrigin_maxfevals")
         positive(self, "timing_generations", "timing_rounds")
         non_negative(self, "restarts", "timing_dim")
         if self.dim < 2:

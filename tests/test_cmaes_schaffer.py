@@ -1,5 +1,5 @@
-"""experiments/cmaes_schaffer.py: a killed run resumes from its checkpoint to the uninterrupted result, and bad
-flags fail fast with one line and exit code 2."""
+"""experiments/cmaes_schaffer.py: a killed run resumes from its checkpoint to the uninterrupted result; bad flags
+of it and of experiments/cmaes_benchmark.py fail fast with one line and exit code 2."""
 
 from __future__ import annotations
 
@@ -83,3 +83,16 @@ def test_bad_flags_fail_fast_with_one_line(tmp_path, capsys, flags, message):
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err and err.count("\n") == 1
     assert not (tmp_path / "run_bad").exists()  # refused before any work
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [(["--dim", "1"], "--dim must be >= 2"), (["--seeds", "0"], "--seeds must be positive")],
+)
+def test_benchmark_bad_flags_fail_fast_with_one_line(tmp_path, capsys, flags, message):
+    main = runpy.run_path(str(SCRIPT.with_name("cmaes_benchmark.py")))["main"]
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--preset", "smoke", "--results_dir", str(tmp_path), *flags])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1
