@@ -10,6 +10,7 @@ from torch import nn
 
 from dreamlab.draw.losses import reconstruction_loss
 from dreamlab.grad_monitor import GradientMonitor, check_finite
+from dreamlab.runtime import autocast as mixed_precision
 
 
 class _BoundOutput(Protocol):
@@ -36,13 +37,18 @@ def train_step(
     grad_clip: float,
     generator: torch.Generator | None = None,
     monitor: GradientMonitor | None = None,
+    autocast: str = "none",
 ) -> dict[str, float]:
     """One Adam step on the batch mean of L^x + L^z (eq. 13's single-sample estimate of eq. 12).
 
     ``grad_clip`` > 0 clips the global gradient norm; a NaN/Inf loss or gradient raises an error naming it.
+    ``autocast="bf16"`` runs the forward pass and the loss in bfloat16 (:func:`dreamlab.runtime.autocast`); the loss
+    is summed in float32 and the backward pass and Adam are unchanged.
     """
     model.train()
-    reconstruction, kl = bound_terms(model, images, likelihood, generator)
+    with mixed_precision(images.device, autocast):
+        reconstruction, kl = bound_terms(model, images, likelihood, generator)
+        reconstruction, kl = reconstruction.to(images.dtype), kl.to(images.dtype)
     loss = check_finite((reconstruction + kl).mean(), f"DRAW {likelihood} bound")
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
