@@ -128,7 +128,7 @@ def test_a_second_run_on_a_held_run_directory_stops_at_once_naming_the_holder(na
 RESUMABLE = {
     "draw": (["--steps", "1"], ["--steps", "2"], ("state", "model")),
     "colorize": (["--steps", "1"], ["--steps", "2"], ("state", "trainer", "generator")),
-    "dnc_copy": (["--steps", "1"], ["--steps", "2"], ("state", "models", "dnc")),
+    "dnc_copy": (["--steps", "1"], ["--steps", "2"], ("state", "dnc")),
     "rnd_pixelcopter": (
         ["--total_env_steps", "65", "--eval_episodes", "1", "--eval_max_episode_steps", "10"],
         ["--total_env_steps", "300", "--eval_episodes", "1", "--eval_max_episode_steps", "10"],
