@@ -8,8 +8,10 @@ What the loop owns, so that no trainer writes it again:
 
 - **steps and resumption**: the step reached, every object in ``objects`` (anything with ``state_dict`` /
   ``load_state_dict``, NumPy and torch generators), torch's global CPU and CUDA generators, the curve and the stage
-  timer are checkpointed together, atomically, every ``checkpoint_seconds`` and at the end; a killed run started
-  again continues exactly where the last checkpoint left it (same draws, same curve rows).
+  timer are checkpointed together, atomically, every ``checkpoint_seconds`` (and every ``checkpoint_every`` steps
+  when given) and at the end; a killed run started again continues exactly where the last checkpoint left it (same
+  draws, same curve rows). ``max_train_seconds`` stops a run, checkpointed, once its steps have used that much time
+  (over all its resumptions): started again with a larger limit it continues.
 - **the curve**: each ``eval_every`` steps one row holds the step, the mean of the step function's numbers since the
   last row, the evaluation hook's numbers and the wall seconds; ``on_row`` sees each row (to rewrite a CSV, say).
 - **progress**: a live bar or periodic log lines, and TensorBoard scalars with ``tensorboard=<folder>``
@@ -50,18 +52,24 @@ class TrainingLoop:
         eval_every: int,
         desc: str,
         checkpoint_seconds: float = 60.0,
+        checkpoint_every: int = 0,
+        max_train_seconds: float = 0.0,
         check_modules: Mapping[str, torch.nn.Module] | None = None,
         tensorboard: str | PathLike | None = None,
         map_location: str | torch.device = "cpu",
     ):
-        if steps < 1 or eval_every < 1:
-            raise ValueError(f"steps and eval_every must be >= 1, got {steps} and {eval_every}")
+        if steps < 1 or eval_every < 1 or checkpoint_every < 0 or max_train_seconds < 0:
+            raise ValueError(
+                f"steps and eval_every must be >= 1 and checkpoint_every, max_train_seconds >= 0, got {steps}, "
+                f"{eval_every}, {checkpoint_every} and {max_train_seconds}"
+            )
         reserved = {"step", "curve", "timer", "window", "torch_rng", "cuda_rng"} & set(objects)
         if reserved:
             raise ValueError(f"object names {sorted(reserved)} are the loop's own; rename them")
         self.checkpointer, self.objects = checkpointer, dict(objects)
         self.steps, self.eval_every, self.desc = steps, eval_every, desc
         self.checkpoint_seconds, self.tensorboard = checkpoint_seconds, tensorboard
+        self.checkpoint_every, self.max_train_seconds = checkpoint_every, max_train_seconds
         self.check_modules = dict(check_modules or {})
         self.curve, self.timer = CurveLog(), StageTimer()
         self.window: list[dict[str, float]] = []  # the step function's numbers since the last curve row
@@ -101,11 +109,18 @@ class TrainingLoop:
         evaluate: Hook | None = None,
         on_row: Callable[[dict[str, Any]], None] | None = None,
     ) -> CurveLog:
-        """Train from the step reached to ``steps``; returns the curve (restored rows included)."""
+        """Train from the step reached to ``steps`` (or the time limit); returns the curve (restored rows included)."""
         window = self.window
         last_save = time.monotonic()
         with track(self.curve, self.desc, self.steps, initial=self.step, tensorboard=self.tensorboard):
             while self.step < self.steps:
+                if self.max_train_seconds and self.timer.seconds.get("train", 0.0) > self.max_train_seconds:
+                    print(
+                        f"{self.desc}: stopping at step {self.step}, {self.max_train_seconds:g} s of training used "
+                        "(checkpointed; resumable with a larger limit)"
+                    )
+                    self.save()
+                    break
                 with self.timer.stage("train"):
                     numbers = step_fn(self.step)
                 self.step += 1
@@ -121,7 +136,8 @@ class TrainingLoop:
                     self.curve.append(**row)
                     if on_row is not None:
                         on_row(row)
-                if self.step == self.steps or time.monotonic() - last_save > self.checkpoint_seconds:
+                every = self.checkpoint_every and self.step % self.checkpoint_every == 0
+                if every or self.step == self.steps or time.monotonic() - last_save > self.checkpoint_seconds:
                     self.save()
                     last_save = time.monotonic()
         self._check_modules(f"after step {self.step}")

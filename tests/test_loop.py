@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 
 import numpy as np
 import pytest
@@ -116,3 +117,32 @@ def test_progress_lines_when_not_a_terminal(tmp_path, capsys):
     loop.run(step_fn)
     err = capsys.readouterr().err
     assert "regression: 10/10 steps (100%)" in err
+
+
+def test_checkpoint_every_saves_at_those_steps_and_a_kill_resumes_from_the_last(tmp_path):
+    reference, reference_model, reference_step = make_run(tmp_path / "whole")
+    reference.run(reference_step)
+    killed, _, killed_step = make_run(tmp_path / "killed", kill_at=23)
+    killed.checkpoint_seconds, killed.checkpoint_every = float("inf"), 10
+    with pytest.raises(Killed):
+        killed.run(killed_step)
+    resumed, resumed_model, resumed_step = make_run(tmp_path / "killed")
+    assert resumed.step == 20
+    resumed.run(resumed_step)
+    torch.testing.assert_close(resumed_model.weight, reference_model.weight, rtol=0, atol=0)
+
+
+def test_a_time_limit_stops_checkpointed_and_a_larger_one_continues(tmp_path, capsys):
+    def slow_step(step: int) -> dict[str, float]:
+        time.sleep(0.01)
+        return {"loss": 1.0}
+
+    loop, _, _ = make_run(tmp_path, steps=40)
+    loop.max_train_seconds = 0.05
+    loop.run(slow_step)
+    assert 5 <= loop.step < 40 and not loop.finished
+    assert "stopping at step" in capsys.readouterr().out
+    again, _, _ = make_run(tmp_path, steps=40)
+    assert again.step == loop.step
+    again.max_train_seconds = 100.0
+    assert again.run(slow_step).rows[-1]["step"] == 40
