@@ -1,8 +1,8 @@
 """Next-state prediction: metrics against hand-computed values, data plumbing, exact resumption, a small model that
 learns integer dynamics the copy baseline cannot, and the Pommerman study's smoke preset end to end."""
 
-import importlib.util
 import json
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +12,8 @@ import pytest
 import torch
 
 from dreamlab.checkpoint import Checkpointer, load_checkpoint
+from dreamlab.config import make_config
+from dreamlab.envs.pommerman.next_state_study import PRESETS, NextStateConfig, run
 from dreamlab.worldmodels import MDNRNN
 from dreamlab.worldmodels.mdnrnn import MDNOutput
 from dreamlab.worldmodels.next_state import (
@@ -249,21 +251,28 @@ def test_core_state_loads_from_the_nested_form_older_checkpoints_hold():
         state_from_leaves(template, leaves[:3])
 
 
-def run_study(tmp_path, core):
-    spec = importlib.util.spec_from_file_location("pommerman_next_state", ROOT / "experiments/pommerman_next_state.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
+def smoke_args(tmp_path, core):
     args = ["--preset", "smoke", "--core", core, "--results_dir", str(tmp_path / "results")]
-    args += ["--run_dir", str(tmp_path / core), "--data_dir", str(tmp_path / "data")]
-    return module.main(args)
+    return [*args, "--run_dir", str(tmp_path / core), "--data_dir", str(tmp_path / "data")]
 
 
 def test_the_smoke_preset_runs_both_cores_end_to_end(tmp_path):
     from dreamlab.envs.pommerman.encoding import MODEL_COMPONENTS
 
+    # The LSTM through the package, the DNC through the script, whose figure compares the two.
+    config = make_config(
+        NextStateConfig,
+        PRESETS,
+        "smoke",
+        core="lstm",
+        results_dir=str(tmp_path / "results"),
+        run_dir=str(tmp_path / "lstm"),
+        data_dir=str(tmp_path / "data"),
+    )
+    run(config)
+    script = ROOT / "experiments" / "pommerman_next_state.py"
+    subprocess.run([sys.executable, str(script), *smoke_args(tmp_path, "dnc")], check=True, timeout=600)
     for core in ("lstm", "dnc"):
-        run_study(tmp_path, core)
         result = json.loads((tmp_path / "results/pommerman" / f"next_state_{core}_smoke.json").read_text())
         assert result["config"]["core"] == core
         metrics = result["metrics"]
