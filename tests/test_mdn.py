@@ -113,3 +113,18 @@ def test_mdn_learns_inverse_problem_where_mse_cannot():
         assert ((samples - branch).abs() < 0.1).float().mean() > 0.1, f"MDN misses the branch near {branch}"
     assert ((mse_pred - 0.5).abs() < 0.1).all(), "MSE net should sit on the conditional mean between branches"
     assert mdn.loss(x, t).item() < -0.5
+
+
+def test_toy_study_runs_from_the_package_and_hands_its_points_to_figures(tmp_path):
+    from dreamlab.config import make_config
+    from dreamlab.mdn.toy import PRESETS, MDNToyConfig, run
+
+    config = make_config(
+        MDNToyConfig, PRESETS, "smoke", steps=20, results_dir=str(tmp_path), run_dir=str(tmp_path / "run")
+    )
+    drawn = {}
+    metrics = run(config, figures=lambda out, name, points: drawn.update(out=out, name=name, **points))
+    assert drawn["out"] == tmp_path / "mdn" and drawn["name"] == "mdn_toy_smoke"
+    assert all(drawn[k].shape == (config.n_test, 1) for k in ("x", "t", "mse", "mdn"))
+    assert (tmp_path / "mdn/mdn_toy_smoke.json").is_file() and (tmp_path / "mdn/mdn_toy_smoke_curve.csv").is_file()
+    assert set(metrics) >= {"test_nll_mdn", "test_nll_mse_gaussian", "final_train_loss_mdn"}
