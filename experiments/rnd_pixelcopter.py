@@ -21,6 +21,7 @@ import dreamlab.envs  # noqa: F401  (registers dreamlab/PixelCopter-v0)
 from dreamlab.checkpoint import Checkpointer
 from dreamlab.config import parse_config
 from dreamlab.figures import save_figure, save_gif
+from dreamlab.progress import tensorboard_dir
 from dreamlab.results import write_result
 from dreamlab.rnd import EVAL_POLICIES, PRESETS, RNDPPO, RNDConfig
 from dreamlab.runs import check_finite_module, cli, run_directory
@@ -55,16 +56,6 @@ def plot_curves(rows: list[dict], title: str):
     return fig
 
 
-def log_update(row: dict) -> None:
-    print(
-        f"update {row['update']:5d}  steps {row['env_steps']:9d}  return {row['extrinsic_return']:8.2f}  "
-        f"length {row['episode_length']:7.1f}  i_rew {row['intrinsic_reward']:.4f}  "
-        f"vloss {row['value_loss_ext']:.3f}/{row['value_loss_int']:.4f}  rnd {row['predictor_loss']:.4f}  "
-        f"ent {row['entropy']:.3f}  kl {row['approx_kl']:.4f}  {row['steps_per_second']:.0f} steps/s",
-        flush=True,
-    )
-
-
 def check_agent_finite(agent: RNDPPO, when: str) -> None:
     """Stop on NaN or infinite weights in the policy or the RND predictor (after loading, after training)."""
     check_finite_module(agent.policy, f"policy of {when}")
@@ -90,7 +81,7 @@ def run(config: RNDConfig, name: str, run_dir: Path, out: Path) -> Path:
         agent.load_state_dict(state)
         check_agent_finite(agent, f"checkpoint {checkpointer.path}")
         print(f"resumed {run_dir} at {agent.env_steps} env steps, update {agent.updates}", flush=True)
-    agent.learn(config.total_env_steps, checkpointer=checkpointer, callback=log_update)
+    agent.learn(config.total_env_steps, checkpointer=checkpointer, tensorboard=tensorboard_dir(config, run_dir))
     check_agent_finite(agent, f"the agent at {agent.env_steps} env steps")
 
     agent.curves.to_csv(out / f"{name}_pixelcopter_curves.csv")

@@ -2,6 +2,10 @@
 it learns a small problem, and the PixelCopter experiment runs end to end."""
 
 import json
+import re
+import subprocess
+import sys
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -220,22 +224,16 @@ def test_bad_configs_fail_clearly():
 
 
 def test_pixelcopter_smoke_run(tmp_path):
-    from experiments.rnd_pixelcopter import main
-
-    path = main(
-        [
-            "--preset",
-            "smoke",
-            "--threads",
-            "1",
-            "--results_dir",
-            str(tmp_path),
-            "--run_dir",
-            str(tmp_path / "run"),
-            "--eval_policy",
-            "greedy",
-        ]
+    script = Path(__file__).resolve().parents[1] / "experiments" / "rnd_pixelcopter.py"
+    args = ["--preset", "smoke", "--threads", "1", "--results_dir", str(tmp_path), "--run_dir", str(tmp_path / "run")]
+    done = subprocess.run(
+        [sys.executable, str(script), *args, "--eval_policy", "greedy"], capture_output=True, text=True, timeout=600
     )
+    assert done.returncode == 0, done.stderr
+    # Training progress in env steps (dreamlab.progress), through to the budget (the last update may pass it).
+    last = re.findall(r"PPO\+RND: (\d+)/1024 env_steps", done.stderr)[-1]
+    assert int(last) >= 1024, done.stderr
+    path = tmp_path / "rnd" / "smoke_ext_int_pixelcopter.json"
     result = json.loads(path.read_text())
     metrics = result["metrics"]
     assert len(metrics["eval_episode_returns"]) == len(metrics["eval_episode_lengths"]) == 4

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import os
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -26,6 +27,7 @@ import torch
 from dreamlab.checkpoint import Checkpointer
 from dreamlab.config import make_config
 from dreamlab.grad_monitor import GradientMonitor, check_finite
+from dreamlab.progress import track
 from dreamlab.results import CurveLog, StageTimer
 from dreamlab.rnd.config import PRESETS, RNDConfig
 from dreamlab.rnd.environment import (
@@ -371,11 +373,19 @@ class RNDPPO:
         total_env_steps: int | None = None,
         checkpointer: Checkpointer | None = None,
         callback: Callable[[dict[str, Any]], None] | None = None,
+        tensorboard: str | os.PathLike | None = None,
     ) -> RNDPPO:
         """Train until ``env_steps`` (random-policy initialisation steps included) reaches ``total_env_steps``.
 
         With a checkpointer the full state is saved every ``checkpoint_every`` updates and at the end; ``callback``
-        receives each update's curve row.
+        receives each update's curve row. Progress (a bar, or log lines when not on a terminal) follows the curve
+        in env steps, and with ``tensorboard`` (a folder) each row is also written there (:mod:`dreamlab.progress`).
+
+        Not :class:`dreamlab.loop.TrainingLoop`: a row's ``extrinsic_return`` is NaN until the first episode ends,
+        which that loop's numeric-health check rightly refuses; the budget is env steps, not a count of steps
+        known before the observation normaliser's random-policy steps are taken; and the agent's own
+        ``state_dict`` (environments mid-episode, normalisers, collector) is the checkpoint that
+        :class:`RNDPPO`'s users and the env-exact resume tests rely on.
         """
         total = self.config.total_env_steps if total_env_steps is None else total_env_steps
         if self.obs_normalizer.stats.count == 0:
@@ -383,21 +393,25 @@ class RNDPPO:
                 self.initialize_observation_normalizer()
         if not self._collector_ready:
             self._start_episodes(self.config.seed + self.updates)
-        while self.env_steps < total:
-            started = time.perf_counter()
-            with self.timer.stage("collect"):
-                rollout = self.collect_rollout()
-                self.compute_intrinsic_rewards(rollout)
-            with self.timer.stage("update"):
-                stats = self.update(rollout)
-            self.updates += 1
-            row = self._curve_row(rollout, stats, rollout.dones.size / (time.perf_counter() - started))
-            self.curves.append(**row)
-            if callback is not None:
-                callback(row)
-            if checkpointer is not None and self.updates % self.config.checkpoint_every == 0:
-                with self.timer.stage("checkpoint"):
-                    checkpointer.save(self.state_dict())
+        progress = track(
+            self.curves, "PPO+RND", total, step_key="env_steps", initial=self.env_steps, tensorboard=tensorboard
+        )
+        with progress:
+            while self.env_steps < total:
+                started = time.perf_counter()
+                with self.timer.stage("collect"):
+                    rollout = self.collect_rollout()
+                    self.compute_intrinsic_rewards(rollout)
+                with self.timer.stage("update"):
+                    stats = self.update(rollout)
+                self.updates += 1
+                row = self._curve_row(rollout, stats, rollout.dones.size / (time.perf_counter() - started))
+                self.curves.append(**row)
+                if callback is not None:
+                    callback(row)
+                if checkpointer is not None and self.updates % self.config.checkpoint_every == 0:
+                    with self.timer.stage("checkpoint"):
+                        checkpointer.save(self.state_dict())
         if checkpointer is not None:
             checkpointer.save(self.state_dict())
         return self
