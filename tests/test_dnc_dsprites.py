@@ -2,6 +2,7 @@
 (linear probes, mutual information) against planted signals and independent controls."""
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 import torch
 from sklearn.metrics import mutual_info_score
 
+from dreamlab.config import make_config
 from dreamlab.data.dsprites import DSPRITES_LATENT_NAMES, DSprites, class_index
 from dreamlab.dnc import DNC
 from dreamlab.dnc.dsprites_rollouts import (
@@ -23,6 +25,7 @@ from dreamlab.dnc.dsprites_rollouts import (
     teacher_forcing,
     x_position_rollouts,
 )
+from dreamlab.dnc.memory_study import PRESETS, DNCSpritesConfig, build_models, run, train
 from dreamlab.dnc.probes import (
     LatentDecoder,
     LatentTargets,
@@ -33,8 +36,7 @@ from dreamlab.dnc.probes import (
     probe_test,
     quantile_bins,
 )
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
+from dreamlab.runs import UserError
 
 
 @pytest.fixture(autouse=True)
@@ -196,17 +198,43 @@ def test_mutual_information_test_detects_planted_location_not_independent_contro
         mutual_information_test(contents[:1], sequences[:1], controls[:1], 8, 32)
 
 
-@pytest.mark.slow
-def test_experiment_smoke_writes_results_and_resumes(tmp_path, capsys):
-    import dnc_dsprites
+def test_training_resumed_after_an_epoch_matches_one_uninterrupted_run(dataset, tmp_path):
+    """Each batch is drawn from (seed, epoch, batch) and the loop checkpoints weights, optimiser and curve, so
+    training one epoch and then resuming to two gives the curve and weights of two epochs in one go."""
 
-    args = ["--preset", "smoke", "--results_dir", str(tmp_path / "results"), "--run_dir", str(tmp_path / "run")]
-    first = dnc_dsprites.main([*args, "--aux_weight", "1.0"])
-    again = dnc_dsprites.main([*args, "--aux_weight", "1.0"])  # resumes the finished checkpoint
-    assert again["test1"] == first["test1"]
-    record = json.loads((tmp_path / "results/dnc/dsprites_memory_B_aux_smoke.json").read_text())
+    def trained(run_dir, *epochs):
+        for count in epochs:
+            config = make_config(DNCSpritesConfig, PRESETS, "smoke", epochs=count, aux_weight=1.0)
+            torch.manual_seed(0)
+            dnc, decoder = build_models(config, torch.device("cpu"), torch.float32)
+            loop = train(config, dnc, decoder, dataset, torch.device("cpu"), torch.float32, str(run_dir))
+        return loop.curve.rows, dnc.state_dict()
+
+    rows, weights = trained(tmp_path / "straight", 2)
+    resumed_rows, resumed_weights = trained(tmp_path / "resumed", 1, 2)
+    assert [(row["epoch"], row["batch"]) for row in rows] == [(0, 1), (0, 2), (1, 1), (1, 2)]
+    drop_seconds = lambda rows: [{k: v for k, v in row.items() if k != "seconds"} for row in rows]  # noqa: E731
+    assert drop_seconds(resumed_rows) == drop_seconds(rows)
+    for key, value in weights.items():
+        torch.testing.assert_close(resumed_weights[key], value, rtol=0, atol=0)
+
+
+@pytest.mark.slow
+def test_script_writes_results_and_figures_and_the_study_resumes_them(tmp_path):
+    results, run_dir = tmp_path / "results", tmp_path / "run"
+    args = ["--preset", "smoke", "--aux_weight", "1.0", "--threads", "1"]
+    script = Path(__file__).resolve().parents[1] / "experiments" / "dnc_dsprites.py"
+    command = [sys.executable, str(script), *args, "--results_dir", str(results), "--run_dir", str(run_dir)]
+    subprocess.run(command, check=True, capture_output=True, timeout=600)
+    record = json.loads((results / "dnc/dsprites_memory_B_aux_smoke.json").read_text())
     assert set(record["metrics"]["test1"]["sources"]) == {"memory", "read_vectors", "controller_h"}
-    assert (tmp_path / "results/dnc/dsprites_memory.json").is_file()
-    with pytest.raises(SystemExit) as refused:
-        dnc_dsprites.main([*args, "--model", "C"])
-    assert refused.value.code == 2 and "--model" in capsys.readouterr().err
+    assert (results / "dnc/dsprites_memory.json").is_file()
+    for figure in ("curve", "probes", "mutual_information", "examples"):
+        assert (results / f"dnc/dsprites_memory_B_aux_smoke_{figure}.png").is_file()
+    config = make_config(
+        DNCSpritesConfig, PRESETS, "smoke", aux_weight=1.0, threads=1, results_dir=str(results), run_dir=str(run_dir)
+    )
+    again = run(config)  # resumes the finished checkpoint: no training, no test is redone
+    assert json.loads(json.dumps(again["test1"])) == record["metrics"]["test1"]
+    with pytest.raises(UserError, match="model"):
+        make_config(DNCSpritesConfig, PRESETS, "smoke", model="C")
