@@ -97,7 +97,7 @@ class StageCheckpointer(Checkpointer):
 
     ``inputs`` is saved with the state; a checkpoint recording other inputs is refused, naming ``what`` the inputs
     are. A checkpoint written before inputs were recorded is adopted only if ``adopt_legacy()`` verifies it (then
-    ``adopted_legacy`` is set), and refused otherwise.
+    ``adopted_legacy`` is set and the checkpoint is saved again with its inputs), and refused otherwise.
     """
 
     def __init__(
@@ -122,6 +122,7 @@ class StageCheckpointer(Checkpointer):
         if recorded is None:
             if self.adopt_legacy():
                 self.adopted_legacy = True
+                self.save(state)  # adopted once: from now on the checkpoint records its inputs
                 return state
             raise CheckpointError(
                 f"{self.path} was written before checkpoints recorded their inputs and its {self.what} cannot be "
