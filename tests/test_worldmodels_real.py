@@ -48,6 +48,7 @@ def test_batched_games_give_one_game_at_a_times_returns(spec):
     population, seeds = controllers(3), [5, 6]
     with WorkerPool(0) as pool:
         one = play_population(spec, population, seeds, pool, max_steps=80, games=1)
+    with WorkerPool(2) as pool:  # worker processes, the weights shipped once per map
         batched = play_population(spec, population, seeds, pool, max_steps=80, games=4)
     # Batching only changes V's and M's float rounding (~1e-8), far below what changes a game's course.
     for row_one, row_batched, candidate in zip(one, batched, range(3), strict=True):

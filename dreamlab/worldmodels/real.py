@@ -1,7 +1,8 @@
 """Playing controllers in the real environment: V encodes each frame, M keeps its state, C acts.
 
-Episodes are grouped into picklable jobs; the weights they need (V's encoder and M, a few MB) travel as an
-:class:`AgentSpec`, so the same job runs in a local worker process or on a Ray node without a shared file system.
+Episodes are grouped into picklable jobs; the weights they need (V's encoder and M, a few MB) travel once per
+map as an :class:`AgentSpec` shared by its jobs, so the same jobs run in local worker processes or on Ray nodes
+without a shared file system.
 
 A job plays its episodes ``games`` at a time: every step, the frames of all running games go through V, M and C as
 one batch (at batch 8, V costs ~0.4 ms a frame instead of 1.2 ms), and a finished game's slot starts the job's
@@ -233,12 +234,9 @@ def _stalled(game: _Game, progress: int, limit: int) -> bool:
     return game.steps - game.progress_step >= limit
 
 
-def _play_bundled(bundle: tuple[AgentSpec, EpisodeJob]) -> list[EpisodeResult]:
-    return play_episodes(*bundle)
-
-
 def _run_jobs(pool: WorkerPool, spec: AgentSpec, jobs: list[EpisodeJob]) -> list[list[EpisodeResult]]:
-    return pool.map(_play_bundled, [(spec, job) for job in jobs])
+    # The weights travel once per map (to each worker, or into Ray's object store), not once per job.
+    return pool.map(play_episodes, jobs, shared=spec)
 
 
 def _split(episodes: list[tuple[int, int]], pool: WorkerPool, games: int) -> list[tuple[tuple[int, int], ...]]:
