@@ -98,7 +98,7 @@ def test_diagonal_mode_solves_a_separable_ill_conditioned_ellipsoid_in_1000_dime
     scales = 1e3 ** (np.arange(n) / (n - 1))
     ratio = es.variances * scales
     assert np.median(ratio[-100:]) / np.median(ratio[:100]) == pytest.approx(1.0, abs=0.5)
-    # Linear scaling of sep-CMA-ES (Ros & Hansen 2008, Fig. 3): about 1e5 evaluations here.
+    # sep-CMA-ES needs O(n) generations here (Ros & Hansen 2008): about 1e5 evaluations.
     assert es.evaluations < 2.5e5
 
 

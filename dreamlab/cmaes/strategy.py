@@ -129,7 +129,7 @@ def strategy_parameters(
     recombination of the mean) and negative weights for the rest, which the covariance update uses to shrink C
     along bad directions (active CMA, eqs. 50-53). ``active=False`` zeroes the negative weights.
 
-    ``covariance="diagonal"`` (sep-CMA-ES, Ros & Hansen 2008, Section 3) multiplies c_1 and c_mu by (n + 2) / 3:
+    ``covariance="diagonal"`` (sep-CMA-ES, Ros & Hansen 2008) multiplies c_1 and c_mu by (n + 2) / 3:
     a diagonal C has n free entries instead of n (n + 1) / 2, so it can be learned that much faster. The negative
     weights are then bounded with these larger rates (eq. 52), which keeps every variance positive.
     """
@@ -174,7 +174,7 @@ def strategy_parameters(
     # the sphere, where C has nothing to learn.
     c_mu = alpha_cov * (0.25 + mu_eff - 2 + 1 / mu_eff) / ((n + 2) ** 2 + alpha_cov * mu_eff / 2)
     if covariance == "diagonal":
-        # Ros & Hansen (2008), eq. 4 of sep-CMA-ES: c_cov^sep = (n + 2) / 3 c_cov, applied to both learning rates.
+        # sep-CMA-ES (Ros & Hansen 2008): c_cov^sep = (n + 2) / 3 c_cov, applied to both learning rates.
         c_1 = min(1.0, c_1 * (n + 2) / 3)
         c_mu = c_mu * (n + 2) / 3
     c_mu = min(1 - c_1, c_mu)
@@ -418,7 +418,7 @@ class CMAES:
         coefficients = np.concatenate([[p.c_1], p.c_mu * weights_circ])
         vectors = np.concatenate([self.p_c[None, :], y])
         if self.B is None:
-            # sep-CMA-ES (Ros & Hansen 2008, eq. 3): the diagonal of eq. 47, O(lambda n).
+            # sep-CMA-ES (Ros & Hansen 2008): only the diagonal of eq. 47 is computed and kept, O(lambda n).
             self._C = decay * self._C + coefficients @ vectors**2
         else:
             _symmetric_update(self._C, decay, coefficients, vectors)
