@@ -21,6 +21,7 @@ from dreamlab.gan.losses import (
 )
 from dreamlab.gan.networks import Discriminator, Generator
 from dreamlab.grad_monitor import GradientMonitor, check_finite
+from dreamlab.runtime import autocast as mixed_precision
 
 # Architectures of the auxiliary classifier (GANTrainer's ``auxiliary_classifier``).
 AUXILIARY_CLASSIFIERS = ("discriminator", "batchnorm")
@@ -75,6 +76,8 @@ class GANTrainer:
     (n_dis), ``mode_seeking`` (weight of the mode-seeking regulariser), ``r1`` (gamma of the R1 gradient penalty on
     D), ``g_conditional_norm=False`` (y enters G with z only), ``g_norm_sees_z`` (G's norms conditioned on [y, z]) and
     ``auxiliary`` (weight of an auxiliary-classifier term in G's loss; needs the ``codec`` of the attributes).
+    ``autocast="bf16"`` runs D's and G's forward passes and losses in bfloat16 (:func:`dreamlab.runtime.autocast`);
+    backward passes and Adam are unchanged.
 
     The auxiliary classifier (after AC-GAN, Odena et al., 2017) has one softmax per attribute, is trained on real
     images only and updated with D; G is asked to make images it classifies as their condition. It is a network of
@@ -113,6 +116,7 @@ class GANTrainer:
         device: torch.device | str = "cpu",
         dtype: torch.dtype = torch.float32,
         log_grads: bool = False,
+        autocast: str = "none",
     ):
         if loss not in LOSSES:
             raise ValueError(f"unknown GAN loss {loss!r}; choose from {LOSSES}")
@@ -138,6 +142,8 @@ class GANTrainer:
         self.loss, self.label_smoothing = loss, label_smoothing
         self.cond_dim = cond_dim if self.spec.conditional else 0
         self.z_dim, self.device, self.dtype = z_dim, torch.device(device), dtype
+        mixed_precision(self.device, autocast)  # an unknown mode is refused here, not at the first step
+        self.autocast = autocast
         self.generator = Generator(
             z_dim, self.cond_dim, image_size, channels, g_width, g_conditional_norm, g_norm_sees_z
         )
@@ -218,21 +224,22 @@ class GANTrainer:
             real_batch = real_batch.to(self.device, self.dtype).requires_grad_(self.r1 > 0)
             cond = self._condition(y_batch)
             z = self.sample_z(n, generator)
-            with torch.no_grad():
-                fake = self.generator(z, cond)
-            real_logits = self.discriminator(real_batch, cond)
-            fake_logits = self.discriminator(fake, cond)
-            targets = None
-            if self.loss == "bce":
-                low, high = self.label_smoothing
-                targets = smoothed_real_targets(n, low, high, generator=generator, like=real_logits)
-            d_loss = discriminator_loss(real_logits, fake_logits, self.loss, targets)
-            if self.r1:
-                penalty = r1_penalty(real_logits, real_batch)
-                d_loss = d_loss + 0.5 * self.r1 * penalty  # gamma / 2, eq. 9
-            if self.auxiliary:
-                class_loss_real = self._class_loss(real_batch, cond)
-                d_loss = d_loss + class_loss_real
+            with mixed_precision(self.device, self.autocast):
+                with torch.no_grad():
+                    fake = self.generator(z, cond)
+                real_logits = self.discriminator(real_batch, cond).to(self.dtype)
+                fake_logits = self.discriminator(fake, cond).to(self.dtype)
+                targets = None
+                if self.loss == "bce":
+                    low, high = self.label_smoothing
+                    targets = smoothed_real_targets(n, low, high, generator=generator, like=real_logits)
+                d_loss = discriminator_loss(real_logits, fake_logits, self.loss, targets)
+                if self.r1:
+                    penalty = r1_penalty(real_logits, real_batch)
+                    d_loss = d_loss + 0.5 * self.r1 * penalty  # gamma / 2, eq. 9
+                if self.auxiliary:
+                    class_loss_real = self._class_loss(real_batch, cond)
+                    d_loss = d_loss + class_loss_real
             # Checked whole: a NaN in the R1 penalty or the auxiliary classifier's loss stops the run too.
             d_loss = check_finite(d_loss, "discriminator loss")
             self.d_optimizer.zero_grad(set_to_none=True)
@@ -246,21 +253,22 @@ class GANTrainer:
             # Pairs of codes under one condition: the first half of the batch's labels, each used twice.
             half = n // 2
             cond = torch.cat([cond[:half], cond[:half], cond[2 * half :]])
-        fake_g = self.generator(z, cond)
-        fake_logits_g = self.discriminator(fake_g, cond)
-        g_loss = generator_loss(fake_logits_g, self.loss)
-        stats = {"r1": penalty.item()} if self.r1 else {}
-        if self.mode_seeking:
-            half = n // 2
-            diversity = mode_seeking_loss(fake_g[:half], fake_g[half : 2 * half], z[:half], z[half : 2 * half])
-            g_loss = g_loss + self.mode_seeking * diversity
-            stats["mode_seeking"] = diversity.item()
-        if self.auxiliary:
-            if isinstance(self.classifier, AttributeClassifier):
-                self.classifier.eval()  # batch norm: fakes are judged with real images' statistics, not their own
-            class_loss_fake = self._class_loss(fake_g, cond)
-            g_loss = g_loss + self.auxiliary * class_loss_fake
-            stats["class_real"], stats["class_fake"] = class_loss_real.item(), class_loss_fake.item()
+        with mixed_precision(self.device, self.autocast):
+            fake_g = self.generator(z, cond)
+            fake_logits_g = self.discriminator(fake_g, cond).to(self.dtype)
+            g_loss = generator_loss(fake_logits_g, self.loss)
+            stats = {"r1": penalty.item()} if self.r1 else {}
+            if self.mode_seeking:
+                half = n // 2
+                diversity = mode_seeking_loss(fake_g[:half], fake_g[half : 2 * half], z[:half], z[half : 2 * half])
+                g_loss = g_loss + self.mode_seeking * diversity
+                stats["mode_seeking"] = diversity.item()
+            if self.auxiliary:
+                if isinstance(self.classifier, AttributeClassifier):
+                    self.classifier.eval()  # batch norm: fakes are judged with real images' statistics, not their own
+                class_loss_fake = self._class_loss(fake_g, cond)
+                g_loss = g_loss + self.auxiliary * class_loss_fake
+                stats["class_real"], stats["class_fake"] = class_loss_real.item(), class_loss_fake.item()
         g_loss = check_finite(g_loss, "generator loss")
         self.g_optimizer.zero_grad(set_to_none=True)
         g_loss.backward()
