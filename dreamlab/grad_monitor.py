@@ -7,12 +7,14 @@ import math
 import torch
 from torch import nn
 
+from dreamlab.runs import NonFiniteError
 
-class NonFiniteLossError(FloatingPointError):
+
+class NonFiniteLossError(NonFiniteError, FloatingPointError):
     """A loss came out NaN or Inf."""
 
 
-class NonFiniteGradientError(FloatingPointError):
+class NonFiniteGradientError(NonFiniteError, FloatingPointError):
     """Some parameters received NaN or Inf gradients; the message names them."""
 
 

@@ -77,15 +77,19 @@ class Progress:
         rate = done / elapsed if elapsed > 0 else 0.0
         text = f"{self.desc}: {self.position}"
         if self.total:
-            text += f"/{self.total} {self.unit}s ({100 * self.position / self.total:.0f}%)"
+            text += f"/{self.total} {self._units} ({100 * self.position / self.total:.0f}%)"
         else:
-            text += f" {self.unit}s"
-        text += f", {rate:.3g} {self.unit}s/s"
+            text += f" {self._units}"
+        text += f", {rate:.3g} {self._units}/s"
         if self.total and rate > 0:
             text += f", {_duration((self.total - self.position) / rate)} left"
         if self.values:
             text += "; " + ", ".join(f"{k} {v:.4g}" for k, v in self.values.items())
         return text
+
+    @property
+    def _units(self) -> str:
+        return self.unit if self.unit.endswith("s") else f"{self.unit}s"  # "env_steps" stays as it is
 
     def _write_line(self, now: float) -> None:
         print(self.line(now), file=self._stream, flush=True)

@@ -43,8 +43,9 @@ class NonFiniteError(RuntimeError):
 
 def cli(main: F) -> F:
     """Wrap an experiment's ``main``: a :class:`UserError`, a refused checkpoint or a full (or read-only) disk
-    prints ``error: <message>`` on stderr and exits with code 2 before any traceback; every other exception
-    propagates as a bug would."""
+    prints ``error: <message>`` on stderr and exits with code 2 before any traceback; a run stopped by NaN or
+    infinite numbers (:class:`NonFiniteError`) prints its one line and exits with code 1, writing no result; every
+    other exception propagates as a bug would."""
     from dreamlab.checkpoint import CheckpointError
 
     @functools.wraps(main)
@@ -54,6 +55,9 @@ def cli(main: F) -> F:
         except (UserError, CheckpointError) as err:
             print(f"error: {err}", file=sys.stderr, flush=True)
             raise SystemExit(2) from None
+        except NonFiniteError as err:
+            print(f"error: {err}", file=sys.stderr, flush=True)
+            raise SystemExit(1) from None
         except OSError as err:
             if err.errno not in _FULL_OR_READ_ONLY:
                 raise
