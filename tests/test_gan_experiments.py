@@ -1,9 +1,7 @@
 """The GAN studies end to end on their smoke presets, and a run stopped part-way resumes to the same result."""
 
 import dataclasses
-import importlib
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -11,11 +9,10 @@ import torch
 
 from dreamlab.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from dreamlab.config import make_config
+from dreamlab.gan import colorize_study as colorize
 from dreamlab.gan import study
 from dreamlab.gan.study import PRESETS, SNcGANConfig, load_run, run
 from dreamlab.runs import NonFiniteError, UserError
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
 
 
 @pytest.fixture(autouse=True)
@@ -47,26 +44,18 @@ def test_sncgan_smoke_run_resumed_part_way_equals_a_straight_run(tmp_path):
 
 
 def test_colorize_smoke_run_resumed_part_way_equals_a_straight_run(tmp_path):
-    def run_script(folder: str, *extra: str) -> str:
-        main = importlib.import_module("colorize").main
-        main(
-            [
-                "--preset",
-                "smoke",
-                "--threads",
-                "1",
-                "--run_dir",
-                str(tmp_path / folder / "run"),
-                "--results_dir",
-                str(tmp_path / folder / "results"),
-                *extra,
-            ]
-        )
-        return (tmp_path / folder / "results" / "gan" / "colorize_sprites_smoke_curve.csv").read_text()
+    def curve(folder: str, steps: int) -> str:
+        where = tmp_path / folder
+        paths = dict(threads=1, run_dir=str(where / "run"), results_dir=str(where / "results"), steps=steps)
+        colorize.run(make_config(colorize.ColorizeConfig, colorize.PRESETS, "smoke", **paths))
+        return (where / "results" / "gan" / "colorize_sprites_smoke_curve.csv").read_text()
 
-    straight = run_script("straight")
-    run_script("resumed", "--steps", "5")
-    assert run_script("resumed", "--steps", "10") == straight
+    straight = curve("straight", 10)
+    curve("resumed", 5)
+    assert curve("resumed", 10) == straight
+    trainer, config = colorize.load_run(tmp_path / "straight" / "run")
+    lines = torch.zeros(2, 1, config.image_size, config.image_size)
+    assert trainer.colorize(lines, torch.ones(2, 3, config.image_size, config.image_size)).shape == (2, 3, 32, 32)
 
 
 def test_load_run_gives_the_trained_generator_its_condition_and_config(tmp_path):
