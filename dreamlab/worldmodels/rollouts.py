@@ -21,6 +21,7 @@ mix (:mod:`dreamlab.worldmodels.provenance` says how a folder written before man
 from __future__ import annotations
 
 import dataclasses
+import io
 import os
 import zipfile
 from collections.abc import Sequence
@@ -29,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dreamlab.files import atomic_savez, load_npz
+from dreamlab.files import atomic_write_bytes, load_npz
 from dreamlab.parallel import WorkerPool
 from dreamlab.runs import UserError
 from dreamlab.worldmodels.provenance import differences, read_manifest, write_manifest
@@ -95,12 +96,18 @@ def play_rollout(job: RolloutJob) -> dict[str, np.ndarray]:
     }
 
 
-def collect_rollout(job: RolloutJob) -> RolloutSummary:
-    """Play one random-policy episode and write it atomically to ``rollout_path(job.folder, job.index)``."""
+def collect_rollout(job: RolloutJob) -> tuple[RolloutSummary, bytes]:
+    """Play one random-policy episode: its summary and the bytes of its rollout file (a compressed ``.npz``).
+
+    The worker returns the file rather than writing it, so that on a cluster every rollout lands in the driver's
+    folder (worker nodes need no shared file system) and only the driver, which holds the data-dir lock, writes.
+    """
     data = play_rollout(job)
-    atomic_savez(rollout_path(job.folder, job.index), **data)
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **data)
     steps = len(data["dones"])
-    return RolloutSummary(job.index, steps, float(data["rewards"].sum()), bool(data["dones"][-1]))
+    summary = RolloutSummary(job.index, steps, float(data["rewards"].sum()), bool(data["dones"][-1]))
+    return summary, buffer.getvalue()
 
 
 def load_rollout(path: str | os.PathLike) -> dict[str, np.ndarray]:
@@ -169,8 +176,9 @@ def collect_rollouts(
         block = max(1, 8 * max(1, pool.workers))
         steps = 0
         for start in range(0, len(jobs), block):
-            summaries = pool.map(collect_rollout, jobs[start : start + block])
-            steps += sum(s.steps for s in summaries)
+            for summary, payload in pool.map(collect_rollout, jobs[start : start + block]):
+                atomic_write_bytes(rollout_path(folder, summary.index), payload)
+                steps += summary.steps
             done = min(start + block, len(jobs))
             log(f"  {done}/{len(jobs)} rollouts collected ({steps} steps)")
     return paths

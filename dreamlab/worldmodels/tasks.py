@@ -53,7 +53,8 @@ def _make_doom(max_episode_steps: int) -> gym.Env:
     return make_take_cover(max_episode_steps)
 
 
-def _make_car_racing(max_episode_steps: int, lean_render: bool = False) -> gym.Env:
+def _make_car_racing(max_episode_steps: int, lean_render: bool = True) -> gym.Env:
+    # lean_render's observations are pixel-equal to gymnasium's (tests/test_carracing_env.py) at 1.4x the speed.
     from dreamlab.envs.carracing import make_car_racing
 
     return make_car_racing(max_episode_steps, lean_render=lean_render)
