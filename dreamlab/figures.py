@@ -9,7 +9,8 @@ from pathlib import Path
 
 import matplotlib
 
-matplotlib.use("Agg")
+if not os.environ.get("MPLBACKEND"):  # a notebook's kernel names its inline backend there: keep it
+    matplotlib.use("Agg")
 
 import imageio.v3 as iio
 import matplotlib.pyplot as plt

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 import matplotlib
 
-matplotlib.use("Agg")
+if not os.environ.get("MPLBACKEND"):  # a notebook's kernel names its inline backend there: keep it
+    matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
 import numpy as np
