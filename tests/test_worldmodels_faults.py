@@ -6,23 +6,26 @@ import json
 import os
 import re
 import shutil
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from dreamlab.checkpoint import Checkpointer, CheckpointError, load_checkpoint, save_checkpoint
-from dreamlab.config import make_config
+from dreamlab.config import make_config, parse_config
 from dreamlab.files import atomic_savez, load_npz
 from dreamlab.parallel import WorkerPool
-from dreamlab.runs import NonFiniteError, RunLock, UserError
-from dreamlab.worldmodels import MDNRNN, Dream, LinearController, collect_rollouts, get_task
+from dreamlab.runs import NonFiniteError, RunLock, UserError, cli
+from dreamlab.worldmodels import MDNRNN, Dream, LinearController, collect_rollouts, get_task, pipeline
+from dreamlab.worldmodels.pipeline import PRESETS, STAGE_INPUTS, WorldModelsConfig
 from dreamlab.worldmodels.provenance import MANIFEST, DataDirLock, StageCheckpointer
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
-import worldmodels as experiment
+
+@cli
+def cli_main(argv: list[str]) -> dict:
+    """experiments/worldmodels.py's command line, built from the package (one line and exit code 2 on a user error)."""
+    return pipeline.run(parse_config(WorldModelsConfig, PRESETS, argv))
+
 
 TINY = [
     "--preset", "smoke", "--max_steps", "30", "--rollouts", "2", "--vae_rollouts", "2", "--vae_steps", "2",
@@ -44,7 +47,7 @@ def _one_torch_thread():
 def finished_run(tmp_path_factory):
     """A finished tiny run's folder (rollouts, V, latents, M, C, evaluation), copied afresh by each test."""
     folder = tmp_path_factory.mktemp("template")
-    experiment.main([*TINY, "--run_dir", str(folder / "run"), "--results_dir", str(folder / "results")])
+    cli_main([*TINY, "--run_dir", str(folder / "run"), "--results_dir", str(folder / "results")])
     return folder / "run"
 
 
@@ -55,7 +58,7 @@ def run_dir(finished_run, tmp_path):
 
 
 def main(run_dir, *flags):
-    return experiment.main([*TINY, "--run_dir", str(run_dir), "--results_dir", str(run_dir.parent / "out"), *flags])
+    return cli_main([*TINY, "--run_dir", str(run_dir), "--results_dir", str(run_dir.parent / "out"), *flags])
 
 
 def refused(capsys, run_dir, *flags) -> str:
@@ -164,8 +167,8 @@ def test_an_old_m_trained_on_other_latents_is_refused(run_dir, capsys):
 
 
 def test_stage_checkpoints_refuse_other_inputs(tmp_path):
-    config = experiment.WorldModelsConfig()
-    depends = experiment.STAGE_INPUTS["mdnrnn.pt"]
+    config = WorldModelsConfig()
+    depends = STAGE_INPUTS["mdnrnn.pt"]
 
     def checkpointer(inputs, adopt=lambda: False):
         return StageCheckpointer(tmp_path, config, "mdnrnn.pt", depends, inputs, "latents", adopt)
@@ -259,11 +262,11 @@ def test_bad_flags_are_one_line_before_any_work(tmp_path, capsys, flags, named):
 
 
 def test_every_numeric_field_is_validated():
-    numeric = [f.name for f in dataclasses.fields(experiment.WorldModelsConfig) if type(f.default) in (int, float)]
+    numeric = [f.name for f in dataclasses.fields(WorldModelsConfig) if type(f.default) in (int, float)]
     assert len(numeric) > 25
     for name in numeric:
         with pytest.raises(UserError, match=f"--{name}"):
-            make_config(experiment.WorldModelsConfig, experiment.PRESETS, "smoke", **{name: -5})
+            make_config(WorldModelsConfig, PRESETS, "smoke", **{name: -5})
 
 
 # 4. One run per run dir; one run at a time preparing a data dir.

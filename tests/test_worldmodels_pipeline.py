@@ -1,6 +1,7 @@
 """Training stages resume exactly, NaN is named, and the smoke pipeline runs end to end and resumes."""
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -10,23 +11,30 @@ import torch
 
 from dreamlab.checkpoint import Checkpointer, CheckpointError
 from dreamlab.cmaes import CMAES
-from dreamlab.config import make_config
+from dreamlab.config import make_config, parse_config
 from dreamlab.grad_monitor import NonFiniteLossError
 from dreamlab.results import CurveLog
-from dreamlab.runs import UserError
+from dreamlab.runs import UserError, cli
 from dreamlab.worldmodels import (
     MDNRNN,
     ConvVAE,
     LatentEpisodes,
     evolve_controller,
     get_task,
+    pipeline,
     train_mdnrnn,
     train_vae,
 )
+from dreamlab.worldmodels.pipeline import PRESETS, STAGE_INPUTS, WorldModelsConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
-import worldmodels as experiment
 import worldmodels_compare as compare
+
+
+@cli
+def cli_main(argv: list[str]) -> dict:
+    """experiments/worldmodels.py's command line, built from the package (one line and exit code 2 on a user error)."""
+    return pipeline.run(parse_config(WorldModelsConfig, PRESETS, argv))
 
 
 @pytest.fixture(autouse=True)
@@ -154,7 +162,7 @@ def test_evolution_keeps_each_checked_mean_across_a_resume(tmp_path):
 
 def test_bad_config_is_named():
     def make(**fields):
-        return make_config(experiment.WorldModelsConfig, experiment.PRESETS, "smoke", **fields)
+        return make_config(WorldModelsConfig, PRESETS, "smoke", **fields)
 
     with pytest.raises(UserError, match="train_in"):
         make(train_in="imagination")
@@ -165,13 +173,23 @@ def test_bad_config_is_named():
     with pytest.raises(UserError, match="task 'pong' is not one of doom, carracing"):
         make(task="pong")
     with pytest.raises(SystemExit):
-        experiment.main(["--preset", "huge"])
+        cli_main(["--preset", "huge"])
+
+
+def test_the_script_is_the_packages_command_line():
+    script = Path(__file__).resolve().parents[1] / "experiments" / "worldmodels.py"
+    bad = subprocess.run([sys.executable, str(script), "--preset", "huge"], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1].startswith(
+        "error: argument --preset: invalid choice: 'huge'"
+    )
+    helped = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True, timeout=60)
+    assert helped.returncode == 0 and "--final_controller" in helped.stdout and "--preset" in helped.stdout
 
 
 def stage_checkpointer(folder, filename, **fields):
     """The experiment's checkpointer for one stage's file, for a config with ``fields`` changed."""
-    config = experiment.WorldModelsConfig(**fields)
-    return Checkpointer(folder, config, filename=filename, depends_on=experiment.STAGE_INPUTS[filename])
+    config = WorldModelsConfig(**fields)
+    return Checkpointer(folder, config, filename=filename, depends_on=STAGE_INPUTS[filename])
 
 
 def test_more_rollouts_keep_v_and_retrain_m(tmp_path):
@@ -211,9 +229,9 @@ def test_smoke_pipeline_end_to_end_and_resume(tmp_path, capsys):
         "--generations",
         "1",
     ]
-    experiment.main(argv)
+    cli_main(argv)
     # Resume with a larger CMA-ES budget: only the missing generation runs, earlier stages are reloaded.
-    out = experiment.main([*argv[:-1], "2"])
+    out = cli_main([*argv[:-1], "2"])
     result = json.loads(Path(out["result"]).read_text())
     metrics = result["metrics"]
     assert len(metrics["real_episode_returns"]) == 4 and metrics["trained_in"] == "dream"
@@ -225,10 +243,10 @@ def test_smoke_pipeline_end_to_end_and_resume(tmp_path, capsys):
     assert [line.split(",")[0] for line in curve[1:]] == ["1", "2"]  # generation 1 not repeated
     # A setting of C only: V and M are reused, C's checkpoint is refused with the field named.
     with pytest.raises(SystemExit) as refused:
-        experiment.main([*argv[:-1], "2", "--temperature", "1.0"])
+        cli_main([*argv[:-1], "2", "--temperature", "1.0"])
     assert refused.value.code == 2 and "temperature" in capsys.readouterr().err
     # The thesis' protocol: test the mean whose real check scored highest, on the final test's own episodes.
-    best = experiment.main([*argv[:-1], "2", "--final_controller", "best_check"])
+    best = cli_main([*argv[:-1], "2", "--final_controller", "best_check"])
     checks = {
         row["generation"]: row["real_mean"] for row in CurveLog.from_csv(folder / "doom_lstm_smoke_curve.csv").rows
     }
@@ -239,7 +257,7 @@ def test_smoke_pipeline_end_to_end_and_resume(tmp_path, capsys):
     # An MDN-DNC run sharing the LSTM run's rollouts and V trains only its own M and C; then the two are compared.
     vae_written = (tmp_path / "run" / "vae.pt").stat().st_mtime_ns
     dnc_argv = [*argv[:2], "--run_dir", str(tmp_path / "dnc"), "--data_dir", str(tmp_path / "run"), *argv[4:]]
-    experiment.main([*dnc_argv, "--core", "dnc", "--dnc_memory_slots", "4", "--dnc_word_size", "4"])
+    cli_main([*dnc_argv, "--core", "dnc", "--dnc_memory_slots", "4", "--dnc_word_size", "4"])
     assert (tmp_path / "run" / "vae.pt").stat().st_mtime_ns == vae_written
     assert not (tmp_path / "dnc" / "rollouts").exists() and (tmp_path / "dnc" / "mdnrnn.pt").is_file()
     summary = compare.main(["doom_lstm_smoke", "doom_dnc_smoke", "--results_dir", str(tmp_path / "results")])
@@ -249,7 +267,7 @@ def test_smoke_pipeline_end_to_end_and_resume(tmp_path, capsys):
 
 def test_carracing_smoke_pipeline_with_real_env_training(tmp_path):
     pytest.importorskip("Box2D", reason="CarRacing needs pip install 'dreamlab[box2d]'")
-    out = experiment.main(
+    out = cli_main(
         [
             "--preset",
             "smoke",

@@ -12,7 +12,7 @@ pytest.importorskip("Box2D", reason="CarRacing needs pip install 'dreamlab[box2d
 from dreamlab.config import make_config
 from dreamlab.parallel import WorkerPool
 from dreamlab.runs import UserError
-from dreamlab.worldmodels import MDNRNN, ConvVAE, LinearController, agent_spec, get_task, real
+from dreamlab.worldmodels import MDNRNN, ConvVAE, LinearController, agent_spec, get_task, pipeline, real
 from dreamlab.worldmodels.real import Agent, EpisodeJob, evaluate_real, play_episodes, play_population
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
@@ -125,7 +125,7 @@ def test_the_pipeline_ends_only_training_episodes_early(tmp_path, monkeypatch):
         return results
 
     monkeypatch.setattr(real, "play_population", training)
-    monkeypatch.setattr(experiment, "evaluate_real", checks)
+    monkeypatch.setattr(pipeline, "evaluate_real", checks)
     argv = ["--preset", "smoke", "--task", "carracing", "--train_in", "real", "--z_dim", "8", "--max_steps", "60"]
     argv += ["--rollouts", "2", "--vae_rollouts", "2", "--generations", "1", "--trials", "1", "--workers", "0"]
     argv += ["--real_eval_episodes", "1", "--final_episodes", "2", "--no_progress_steps", "5", "--threads", "1"]

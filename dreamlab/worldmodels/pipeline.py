@@ -1,0 +1,567 @@
+"""The World Models study: random rollouts -> V -> encode -> M -> C (in the dream or the real env) -> evaluate.
+
+A notebook runs it as ``run(make_config(WorldModelsConfig, PRESETS, "smoke", run_dir=..., results_dir=...))`` and
+gets the result's metrics and paths; :class:`dreamlab.worldmodels.loading.WorldModel` loads the trained run.
+``experiments/worldmodels.py`` is its command line.
+
+Every stage checkpoints into the run dir (default runs/worldmodels/<name>); running the same config again after a
+kill resumes where it stopped. Rollouts, V and the encoded latents go to ``data_dir`` (default: the run dir), so
+runs that differ only in M or C -- an LSTM and a DNC core, say -- can share one data dir and train V once.
+Results go to <results_dir>/worldmodels/<name>.json with figures, GIFs and curves.
+
+Nothing on disk is reused on trust (:mod:`dreamlab.worldmodels.provenance`, which also says how folders written
+before this was recorded are migrated): the rollout folder's manifest must match the run's task, seed,
+repeat_probability and max_steps; latents live in a folder keyed by V's weights; M's and C's checkpoints record the
+latents and the M they were computed from. A run holds a lock on its run dir for its life, and one on the data dir
+while it collects rollouts, trains V and encodes: a second run on the same folder stops at once naming the pid.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+
+from dreamlab.checkpoint import Checkpointer
+from dreamlab.cmaes import CMAES
+from dreamlab.config import RunConfig, config_dict, in_range, non_negative, positive
+from dreamlab.files import atomic_write_json
+from dreamlab.parallel import WorkerPool
+from dreamlab.results import StageTimer, write_result
+from dreamlab.runs import NonFiniteError, UserError, run_directory
+from dreamlab.runtime import resolve_device, resolve_dtype, seed_everything, set_threads
+from dreamlab.worldmodels.controller import LinearController
+from dreamlab.worldmodels.dream import Dream
+from dreamlab.worldmodels.mdnrnn import MDNRNN
+from dreamlab.worldmodels.plots import (
+    decode_frames,
+    save_controller_curve,
+    save_episode_gif,
+    save_prior_samples,
+    save_reconstructions,
+)
+from dreamlab.worldmodels.provenance import StageCheckpointer, data_dir_lock, fingerprint
+from dreamlab.worldmodels.real import agent_spec, evaluate_real, real_population_returns
+from dreamlab.worldmodels.rollouts import collect_rollouts, load_rollout
+from dreamlab.worldmodels.tasks import get_task
+from dreamlab.worldmodels.training import (
+    encode_rollouts,
+    evolve_controller,
+    latents_agree,
+    latents_folder,
+    load_frames,
+    load_latents,
+    train_mdnrnn,
+    train_vae,
+)
+from dreamlab.worldmodels.vae import ConvVAE
+
+SOLVED = {"doom": 750.0, "carracing": 900.0}
+# Episode seed streams. C's fitness episodes start at c_seed * C_SEED_STRIDE; CMA-ES's real checks and the final
+# test have streams of their own, so they never share an episode. Committed results were played with these seeds.
+C_SEED_STRIDE = 100_003
+CURVE_SEED_BASE, FINAL_SEED_BASE = 10_000_000, 20_000_000
+CURVE_BLOCK = 1000  # seeds per real check: a check plays at most this many episodes
+
+
+def episode_seeds(base: int, block: int, block_size: int, count: int) -> list[int]:
+    """Seeds of ``count`` episodes of block ``block`` (a generation) of the stream at ``base``:
+    ``base + block * block_size + i``. Blocks of ``block_size`` seeds do not overlap when ``count <= block_size``."""
+    return [base + block * block_size + i for i in range(count)]
+
+
+@dataclasses.dataclass
+class WorldModelsConfig(RunConfig):
+    """World Models on ViZDoom Take Cover (task doom) or CarRacing-v3 (task carracing)."""
+
+    task: Literal["doom", "carracing"] = "doom"
+    # Rollouts
+    rollouts: int = 1000
+    repeat_probability: float = 0.9  # random policy: keep the previous action with this probability
+    max_steps: int = 0  # episode cap; 0 = the task's (2100 Doom, 1000 CarRacing)
+    workers: int = 2  # worker processes for env episodes (0 = in this process)
+    ray_address: str = ""  # e.g. auto or ray://head:10001 to run env episodes on a Ray cluster
+    data_dir: str = ""  # rollouts, V and latents; "" = the run dir. Share it between runs that differ in M or C.
+    # V
+    z_dim: int = 64
+    vae_rollouts: int = 300  # rollouts whose frames train V (held in memory as uint8)
+    vae_steps: int = 3000
+    vae_batch: int = 32
+    vae_lr: float = 1e-3
+    kl_tolerance: float = 0.5
+    # M
+    core: Literal["lstm", "dnc"] = "lstm"
+    hidden_size: int = 256
+    n_components: int = 5
+    dnc_memory_slots: int = 16  # core dnc only
+    dnc_word_size: int = 16
+    dnc_read_heads: int = 4
+    m_steps: int = 600
+    m_batch: int = 64
+    m_seq_len: int = 100
+    m_lr: float = 1e-3
+    grad_clip: float = 1.0
+    done_pos_weight: float = 10.0
+    # C
+    train_in: Literal["dream", "real"] = "dream"
+    include_cell: bool = False  # C also sees M's cell state c
+    temperature: float = 1.15
+    population: int = 32
+    trials: int = 8
+    sigma0: float = 0.1
+    c_seed: int = -1  # seed of CMA-ES and of the dream/real fitness episodes; -1 = seed. Repeats C alone on one M.
+    generations: int = 60
+    real_eval_every: int = 10
+    real_eval_episodes: int = 16
+    # The controller tested at the end: the CMA-ES mean after the last generation (last), or the mean whose real
+    # check scored highest (best_check: the thesis tests C over 100 episodes at intervals). The final test's episode
+    # seeds are disjoint from the checks', so a best_check score is not the selection's own score.
+    final_controller: Literal["last", "best_check"] = "last"
+    final_episodes: int = 100
+    checkpoint_seconds: float = 120.0
+    # Real-game speed (each measured in results/worldmodels/real_benchmark.json). A worker steps games_per_worker
+    # games at once, with V, M and C batched over them; lean_render (CarRacing) skips drawing what observations
+    # never show (the same observations). no_progress_steps > 0 ends a CarRacing *training* episode after that many
+    # steps without a new road tile (a common CarRacing practice); real checks and the final test play whole ones.
+    games_per_worker: int = 8
+    lean_render: bool = True
+    no_progress_steps: int = 0
+
+    def validate(self) -> None:
+        super().validate()
+        positive(self, "rollouts", "vae_rollouts", "z_dim", "vae_steps", "vae_batch", "vae_lr", "hidden_size")
+        positive(self, "n_components", "dnc_memory_slots", "dnc_word_size", "dnc_read_heads", "m_steps", "m_batch")
+        positive(self, "m_seq_len", "m_lr", "grad_clip", "done_pos_weight", "temperature", "trials", "sigma0")
+        positive(self, "generations", "real_eval_every", "final_episodes")
+        non_negative(self, "max_steps", "workers", "kl_tolerance", "real_eval_episodes", "checkpoint_seconds")
+        in_range(self, "repeat_probability", 0.0, 1.0)
+        if self.repeat_probability == 1.0:
+            raise UserError("--repeat_probability 1 would never change the first random action; use a value below 1")
+        if self.population < 2:
+            raise UserError(f"--population must be >= 2 (CMA-ES ranks its candidates), got {self.population}")
+        if self.c_seed < -1:
+            raise UserError(f"--c_seed must be -1 (= --seed) or >= 0, got {self.c_seed}")
+        if self.vae_rollouts > self.rollouts:
+            raise UserError(f"--vae_rollouts ({self.vae_rollouts}) cannot exceed --rollouts ({self.rollouts})")
+        if self.train_in == "dream" and self.task != "doom":
+            raise UserError("dream training needs a done head, which only the doom task has; pass --train_in real")
+        if self.final_controller == "best_check" and self.real_eval_episodes < 1:
+            raise UserError("--final_controller best_check needs real checks: set --real_eval_episodes >= 1")
+        positive(self, "games_per_worker")
+        non_negative(self, "no_progress_steps")
+        if self.no_progress_steps > 0 and not (self.task == "carracing" and self.train_in == "real"):
+            raise UserError("--no_progress_steps counts new road tiles: it needs --task carracing --train_in real")
+
+
+# The fields each stage's result depends on. A stage's checkpoint is refused (naming the fields) when one of these
+# differs on resume; every other field -- later stages' settings, budgets of this stage, new fields -- may change.
+_ROLLOUT_INPUTS = ("task", "seed", "repeat_probability", "max_steps", "dtype")  # what rollout i is
+# V trains on the first vae_rollouts rollouts (<= rollouts, checked), so collecting more keeps V; M trains on all.
+_V_INPUTS = (*_ROLLOUT_INPUTS, "z_dim", "vae_rollouts", "vae_batch", "vae_lr", "kl_tolerance")
+_M_INPUTS = (
+    *_V_INPUTS,
+    "rollouts",
+    "vae_steps",
+    "core",
+    "hidden_size",
+    "n_components",
+    "dnc_memory_slots",
+    "dnc_word_size",
+    "dnc_read_heads",
+    "m_batch",
+    "m_seq_len",
+    "m_lr",
+    "grad_clip",
+    "done_pos_weight",
+)
+_C_INPUTS = (
+    *_M_INPUTS,
+    "m_steps",
+    "train_in",
+    "include_cell",
+    "temperature",
+    "population",
+    "trials",
+    "sigma0",
+    "c_seed",
+    "no_progress_steps",
+)
+STAGE_INPUTS = {"vae.pt": _V_INPUTS, "mdnrnn.pt": _M_INPUTS, "cmaes.pt": _C_INPUTS, "evaluation.pt": _C_INPUTS}
+
+
+PRESETS = {
+    "smoke": {
+        "rollouts": 4,
+        "max_steps": 100,
+        "vae_rollouts": 4,
+        "vae_steps": 6,
+        "vae_batch": 8,
+        "hidden_size": 16,
+        "m_steps": 4,
+        "m_batch": 2,
+        "m_seq_len": 16,
+        "population": 4,
+        "trials": 2,
+        "generations": 2,
+        "real_eval_every": 1,
+        "real_eval_episodes": 2,
+        "final_episodes": 4,
+    },
+    "fast": {},
+    "paper": {
+        "rollouts": 10000,
+        "vae_rollouts": 1000,
+        "vae_steps": 40000,
+        "vae_batch": 100,
+        "vae_lr": 1e-4,
+        "hidden_size": 512,
+        "m_steps": 20000,
+        "m_batch": 100,
+        "include_cell": True,
+        "population": 64,
+        "trials": 16,
+        "generations": 300,
+        "real_eval_every": 25,
+        "real_eval_episodes": 100,
+        "final_controller": "best_check",
+    },
+    # CarRacing after Ha & Schmidhuber: z 32, hidden 256, C on [z, h] evolved in the real game (population 64, 16
+    # episodes each), with 2,000 random rollouts rather than 10,000 (V trains on 300, held in memory). Training
+    # episodes end after 100 steps without a new road tile (a common CarRacing practice, not the paper's); the real
+    # checks (100 episodes every 25 generations) and the final test, on disjoint seeds, play whole episodes.
+    "carracing_paper": {
+        "task": "carracing",
+        "rollouts": 2000,
+        "vae_rollouts": 300,
+        "z_dim": 32,
+        "vae_steps": 40000,
+        "vae_batch": 100,
+        "vae_lr": 1e-4,
+        "hidden_size": 256,
+        "m_steps": 20000,
+        "m_batch": 100,
+        "train_in": "real",
+        "include_cell": False,
+        "population": 64,
+        "trials": 16,
+        "generations": 300,
+        "real_eval_every": 25,
+        "real_eval_episodes": 100,
+        "final_controller": "best_check",
+        "no_progress_steps": 100,
+    },
+}
+
+
+def default_name(config: WorldModelsConfig) -> str:
+    """The result name: --name, else <task>_<core>_<preset>."""
+    return config.name or f"{config.task}_{config.core}_{config.preset}"
+
+
+def run_paths(config: WorldModelsConfig) -> tuple[str, Path, Path]:
+    """The run's name, run dir and figures dir (<results_dir>/worldmodels)."""
+    name = default_name(config)
+    return name, Path(config.run_dir or f"runs/worldmodels/{name}"), Path(config.results_dir) / "worldmodels"
+
+
+def run(config: WorldModelsConfig) -> dict:
+    """Run (or resume) every stage in the locked run dir; returns the result's metrics with ``result`` (the result
+    file), ``run_dir``, ``data_dir`` and ``figures`` (the prefix of the figures, GIFs and curves)."""
+    name, run_dir, out_dir = run_paths(config)
+    with run_directory(run_dir, out_dir):
+        return _run(config, name, run_dir, out_dir)
+
+
+class _StageLog:
+    """Time-stamped log lines and per-stage wall seconds that survive a kill: every line saves the times to
+    ``path``, including the running stage's share so far."""
+
+    def __init__(self, path: Path):
+        self.timer, self.path = StageTimer(), path
+        if path.is_file():
+            self.timer.load_state_dict(json.loads(path.read_text()))
+        self._current: tuple[str, float] | None = None
+
+    def __call__(self, message: str) -> None:
+        print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+        self.save()
+
+    def save(self) -> None:
+        seconds = dict(self.timer.seconds)
+        if self._current is not None:
+            stage, start = self._current
+            seconds[stage] = seconds.get(stage, 0.0) + time.perf_counter() - start
+        atomic_write_json(self.path, seconds)
+
+    @contextlib.contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        """Time the stage; say it is done only when it ended without an error."""
+        self._current = (name, time.perf_counter())
+        try:
+            with self.timer.stage(name):
+                yield
+        finally:
+            self._current = None
+        self(f"stage {name} done")
+
+
+def _run(config: WorldModelsConfig, name: str, run_dir: Path, out_dir: Path) -> dict:
+    """The pipeline, in a locked run dir: every stage resumes from its checkpoint or reloads its result."""
+    data_dir = Path(config.data_dir) if config.data_dir else run_dir
+    set_threads(config.threads)
+    seed_everything(config.seed)
+    device, dtype = resolve_device(config.device), resolve_dtype(config.dtype)
+    task = get_task(config.task)
+    max_steps = config.max_steps or task.max_episode_steps
+    atomic_write_json(run_dir / "config.json", config_dict(config))
+
+    log = _StageLog(run_dir / "stage_seconds.json")
+    stage = log.stage
+
+    def checkpointer(filename: str) -> Checkpointer:
+        folder = data_dir if filename == "vae.pt" else run_dir
+        return Checkpointer(folder, config, filename=filename, depends_on=STAGE_INPUTS[filename])
+
+    core_options = (
+        {
+            "memory_slots": config.dnc_memory_slots,
+            "word_size": config.dnc_word_size,
+            "read_heads": config.dnc_read_heads,
+        }
+        if config.core == "dnc"
+        else {}
+    )
+
+    with WorkerPool(config.workers, config.ray_address or None) as pool, contextlib.ExitStack() as data_stages:
+        data_stages.enter_context(data_dir_lock(data_dir))
+        with stage("collect"):
+            paths = collect_rollouts(
+                config.task,
+                data_dir / "rollouts",
+                config.rollouts,
+                config.seed,
+                pool,
+                config.repeat_probability,
+                max_steps,
+                log=log,
+            )
+
+        with stage("V"):
+            vae = ConvVAE(config.z_dim).to(device, dtype)
+            vae_curve = train_vae(
+                vae,
+                lambda: load_frames(paths[: config.vae_rollouts]),
+                steps=config.vae_steps,
+                batch_size=config.vae_batch,
+                lr=config.vae_lr,
+                kl_tolerance=config.kl_tolerance,
+                seed=config.seed,
+                checkpointer=checkpointer("vae.pt"),
+                checkpoint_seconds=config.checkpoint_seconds,
+                log_every=max(1, min(100, config.vae_steps // 10)),
+                monitor_grads=config.log_grads,
+                log=log,
+            )
+            sample_frames = load_rollout(paths[0])["frames"]
+            sample_frames = sample_frames[np.linspace(0, len(sample_frames) - 1, 8).astype(int)]
+            save_reconstructions(vae, sample_frames, out_dir / f"{name}_vae_reconstructions.png")
+            save_prior_samples(vae, 8, config.seed, out_dir / f"{name}_vae_samples.png")
+
+        with stage("encode"):
+            # One folder per V's weights: latents of another V are never read, whatever happened to vae.pt.
+            latent_dir = latents_folder(data_dir, vae, data_dir / "rollouts")
+            latent_paths = encode_rollouts(vae, paths, latent_dir, log=log)
+            data = load_latents(latent_paths)
+            old_latents = data_dir / f"latents_vae{config.vae_steps}"
+            if old_latents.is_dir():
+                log(f"{old_latents} is no longer read (latents are keyed by V's weights); delete it once M is trained")
+        data_stages.close()  # the data is ready: another run sharing the data dir may now prepare its own
+
+        # M records the latents it trains on: a checkpoint of a run whose latents differ is refused. One written
+        # before checkpoints recorded inputs is adopted when the latents of that time equal this V's.
+        m_checkpointer = StageCheckpointer(
+            run_dir,
+            config,
+            "mdnrnn.pt",
+            STAGE_INPUTS["mdnrnn.pt"],
+            inputs=latent_dir.name,
+            what="latents",
+            adopt_legacy=lambda: latents_agree(old_latents, latent_paths),
+        )
+        with stage("M"):
+            model = MDNRNN(
+                config.z_dim,
+                task.action_feature_size,
+                config.hidden_size,
+                config.n_components,
+                config.core,
+                predict_done=config.task == "doom",
+                core_options=core_options,
+            ).to(device, dtype)
+            m_curve = train_mdnrnn(
+                model,
+                data,
+                task,
+                steps=config.m_steps,
+                batch_size=config.m_batch,
+                seq_len=config.m_seq_len,
+                lr=config.m_lr,
+                grad_clip=config.grad_clip,
+                done_pos_weight=config.done_pos_weight,
+                seed=config.seed,
+                checkpointer=m_checkpointer,
+                checkpoint_seconds=config.checkpoint_seconds,
+                log_every=max(1, min(50, config.m_steps // 10)),
+                monitor_grads=config.log_grads,
+                log=log,
+            )
+
+        agent = agent_spec(config.task, vae, model, config.hidden_size, config.core, core_options, config.include_cell)
+        controller = LinearController(config.z_dim + model.core.controller_feature_size(config.include_cell), task)
+        initial_mu, initial_logvar = data.first_frames()
+        dream = (
+            Dream(
+                model,
+                task,
+                controller,
+                initial_mu,
+                initial_logvar,
+                config.temperature,
+                max_steps,
+                config.include_cell,
+                config.done_pos_weight,
+            )
+            if config.task == "doom"
+            else None
+        )
+
+        c_seed = config.seed if config.c_seed < 0 else config.c_seed
+
+        def dream_fitness(candidates: np.ndarray, generation: int) -> np.ndarray:
+            params = torch.as_tensor(candidates)
+            return (
+                dream.returns(params, config.trials, seed=episode_seeds(c_seed * C_SEED_STRIDE, generation, 1, 1)[0])
+                .cpu()
+                .numpy()
+            )
+
+        # How workers play real games (speed only); real checks and the final test never end an episode early.
+        env_options = {"lean_render": config.lean_render} if config.task == "carracing" else {}
+
+        def real_fitness(candidates: np.ndarray, generation: int) -> np.ndarray:
+            seeds = episode_seeds(c_seed * C_SEED_STRIDE, generation, config.trials, config.trials)
+            games, stall = config.games_per_worker, config.no_progress_steps
+            return real_population_returns(agent, candidates, seeds, pool, max_steps, games, stall, env_options)
+
+        def real_score(mean: np.ndarray, generation: int) -> np.ndarray:
+            seeds = episode_seeds(CURVE_SEED_BASE, generation, CURVE_BLOCK, config.real_eval_episodes)
+            results = evaluate_real(agent, mean, seeds, pool, max_steps, False, config.games_per_worker, env_options)
+            return np.asarray([r.episode_return for r in results])
+
+        with stage("C"):
+            es = CMAES(np.zeros(controller.n_params), config.sigma0, popsize=config.population, seed=c_seed)
+            log(
+                f"C: {controller.n_params} parameters, population {config.population} x {config.trials} trials "
+                f"in the {config.train_in}"
+            )
+            evolution = evolve_controller(
+                es,
+                dream_fitness if config.train_in == "dream" else real_fitness,
+                generations=config.generations,
+                checkpointer=StageCheckpointer(
+                    run_dir,
+                    config,
+                    "cmaes.pt",
+                    STAGE_INPUTS["cmaes.pt"],
+                    inputs=fingerprint(model),
+                    what="M",
+                    adopt_legacy=lambda: m_checkpointer.adopted_legacy,
+                ),
+                real_score=real_score if config.real_eval_episodes > 0 else None,
+                real_every=config.real_eval_every,
+                log=log,
+            )
+            c_curve = evolution.curve
+            if config.final_controller == "best_check":
+                final_generation, final_params = evolution.best_checked()
+            else:
+                final_generation, final_params = es.generation, np.asarray(es.mean)
+            if not np.isfinite(final_params).all():
+                raise NonFiniteError(f"C's controller of generation {final_generation} is NaN or infinite")
+
+        with stage("evaluate"):
+            evaluation = checkpointer("evaluation.pt")
+            saved = evaluation.load()
+            tested = fingerprint(vae, model, final_params)  # the agent: a re-trained V, M or C is tested again
+            stale = saved is None or len(saved["returns"]) != config.final_episodes
+            if stale or saved["generation"] != final_generation or saved.get("agent") != tested:
+                seeds = episode_seeds(FINAL_SEED_BASE, 0, 0, config.final_episodes)
+                results = evaluate_real(
+                    agent, final_params, seeds, pool, max_steps, True, config.games_per_worker, env_options
+                )
+                saved = {
+                    "returns": np.asarray([r.episode_return for r in results]),
+                    "steps": np.asarray([r.steps for r in results]),
+                    "frames": results[0].frames,
+                    "generation": final_generation,
+                    "agent": tested,
+                }
+                evaluation.save(saved)
+            returns = saved["returns"]
+
+    # Figures, curves and the result file.
+    save_episode_gif(saved["frames"], out_dir / f"{name}_real_episode.gif")
+    if dream is not None:
+        _, dream_z = dream.returns(torch.as_tensor(final_params)[None], 1, seed=config.seed + 1, record=True)
+        save_episode_gif(decode_frames(vae, dream_z), out_dir / f"{name}_dream_episode.gif")
+    c_curve.to_csv(out_dir / f"{name}_curve.csv")
+    vae_curve.to_csv(out_dir / f"{name}_vae_curve.csv")
+    m_curve.to_csv(out_dir / f"{name}_m_curve.csv")
+    save_controller_curve(c_curve, out_dir / f"{name}_curve.png", config.train_in, SOLVED.get(config.task))
+    lengths = data.lengths
+    last_c = c_curve.rows[-1] if c_curve.rows else {}
+    metrics = {
+        "real_mean": float(returns.mean()),
+        "real_std": float(returns.std()),
+        "real_episode_returns": [float(r) for r in returns],
+        "episodes": len(returns),
+        "trained_in": config.train_in,
+        "solved_threshold": SOLVED.get(config.task),
+        "solved": bool(returns.mean() >= SOLVED.get(config.task, float("inf"))),
+        "generations": es.generation,
+        "final_controller": config.final_controller,
+        "final_controller_generation": final_generation,
+        "controller_params": controller.n_params,
+        "final_population_mean_score": last_c.get("mean_score"),
+        "random_rollouts": len(lengths),
+        "random_rollout_steps": int(lengths.sum()),
+        "random_rollout_mean_return": float(lengths.mean()) if config.task == "doom" else None,
+        "vae_final_loss": vae_curve.rows[-1]["loss"] if vae_curve.rows else None,
+        "m_final_z_nll": m_curve.rows[-1]["z_nll"] if m_curve.rows else None,
+        "m_final_done_bce": m_curve.rows[-1]["done_bce"] if m_curve.rows else None,
+    }
+    result = write_result(
+        "worldmodels",
+        name,
+        experiment="worldmodels",
+        config=config,
+        metrics=metrics,
+        wall_seconds=log.timer.total,
+        stages=log.timer.seconds,
+        results_dir=config.results_dir,
+    )
+    log.save()
+    print(
+        f"{config.task}: real score {returns.mean():.1f} +- {returns.std():.1f} over {len(returns)} episodes "
+        f"(C trained in the {config.train_in}; the mean of generation {final_generation} of {es.generation})"
+    )
+    print(f"result: {result}\nfigures, GIFs and curves: {out_dir}/{name}_*")
+    paths = {"run_dir": str(run_dir), "data_dir": str(data_dir), "figures": str(out_dir / name)}
+    return {"result": str(result), **paths, **metrics}
