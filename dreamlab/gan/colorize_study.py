@@ -8,7 +8,6 @@ a step function on :class:`dreamlab.loop.TrainingLoop`; experiments/colorize.py 
 from __future__ import annotations
 
 import dataclasses
-import math
 from pathlib import Path
 from typing import ClassVar, Literal
 
@@ -17,7 +16,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from dreamlab.checkpoint import Checkpointer, load_checkpoint
+from dreamlab.checkpoint import load_checkpoint
 from dreamlab.config import RunConfig, in_range, non_negative, positive
 from dreamlab.figures import save_figure
 from dreamlab.gan.colorize import (
@@ -30,9 +29,8 @@ from dreamlab.gan.colorize import (
 )
 from dreamlab.gan.data import tensor_to_images
 from dreamlab.gan.plots import curves_figure
-from dreamlab.loop import TrainingLoop
-from dreamlab.progress import tensorboard_dir
-from dreamlab.results import CurveLog, StageTimer, write_result
+from dreamlab.gan.runs import gan_training_loop, loss_curve
+from dreamlab.results import StageTimer, write_result
 from dreamlab.runs import UserError, run_directory
 from dreamlab.runtime import resolve_device, resolve_dtype, seed_everything, set_threads
 
@@ -213,23 +211,16 @@ def _run(config: ColorizeConfig, name: str, run_dir: Path, out: Path) -> dict:
         lines_t, targets_t = to_unit_range(lines), to_unit_range(images)
 
     trainer = build_trainer(config, device, dtype)
-    loop = TrainingLoop(
-        Checkpointer(run_dir, config),
+    loop = gan_training_loop(
+        config,
+        name,
+        run_dir,
         {"trainer": trainer, "rng": rng},
-        steps=config.steps,
-        eval_every=config.log_every,
-        desc=name,
-        checkpoint_seconds=math.inf,
-        checkpoint_every=config.checkpoint_every,
-        max_train_seconds=60 * config.max_train_minutes,
-        check_modules={"U-Net": trainer.generator, "discriminator": trainer.discriminator},
-        tensorboard=tensorboard_dir(config, run_dir),
-        map_location=device,
+        {"U-Net": trainer.generator, "discriminator": trainer.discriminator},
+        device,
+        data_timer.seconds["data"],
     )
     timer = loop.timer
-    timer.seconds["data"] = timer.seconds.get("data", 0.0) + data_timer.seconds["data"]
-    if loop.step:
-        print(f"resumed {name} at step {loop.step} from {loop.checkpointer.path}")
 
     def step(_: int) -> dict[str, float]:
         index = rng.choice(train, config.batch_size, replace=False)
@@ -238,10 +229,7 @@ def _run(config: ColorizeConfig, name: str, run_dir: Path, out: Path) -> dict:
 
     loop.run(step)
     step_reached = loop.step
-    # The curve as before the shared loop: the loop's rows less its wall-seconds column.
-    curve = CurveLog()
-    for row in loop.curve.rows:
-        curve.append(**{k: v for k, v in row.items() if k != "seconds"})
+    curve = loss_curve(loop)
 
     with timer.stage("evaluate"):
         size = images.shape[1]

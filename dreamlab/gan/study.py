@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import math
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import Any, ClassVar, Literal
 
 import torch
 
-from dreamlab.checkpoint import Checkpointer, load_checkpoint, save_checkpoint
+from dreamlab.checkpoint import load_checkpoint, save_checkpoint
 from dreamlab.config import RunConfig, config_dict, in_range, non_negative, positive
 from dreamlab.figures import save_figure
 from dreamlab.gan.conditioning import AttributeCodec, attribute_sweep, slerp
@@ -32,9 +31,8 @@ from dreamlab.gan.evaluation import (
     train_attribute_classifier,
 )
 from dreamlab.gan.plots import curves_figure, labelled_grid
+from dreamlab.gan.runs import gan_training_loop, loss_curve
 from dreamlab.gan.training import GANTrainer, linear_decay
-from dreamlab.loop import TrainingLoop
-from dreamlab.progress import tensorboard_dir
 from dreamlab.results import CurveLog, StageTimer, write_result
 from dreamlab.runs import UserError, check_finite_module, run_directory
 from dreamlab.runtime import resolve_device, resolve_dtype, seed_everything, set_threads
@@ -494,23 +492,16 @@ def _run(config: SNcGANConfig, name: str, run_dir: Path, out_dir: Path) -> dict:
     codec = {"attribute_classes": train.codec.class_names, "binary": sorted(train.codec.binary)}
     (run_dir / CONDITION_FILE).write_text(json.dumps(codec, indent=1))
     generator = torch.Generator().manual_seed(config.seed + 1)
-    loop = TrainingLoop(
-        Checkpointer(run_dir, config),
+    loop = gan_training_loop(
+        config,
+        name,
+        run_dir,
         {"trainer": trainer, "generator": generator},
-        steps=config.steps,
-        eval_every=config.log_every,
-        desc=name,
-        checkpoint_seconds=math.inf,
-        checkpoint_every=config.checkpoint_every,
-        max_train_seconds=60 * config.max_train_minutes,
-        check_modules=_trainer_modules(trainer),
-        tensorboard=tensorboard_dir(config, run_dir),
-        map_location=device,
+        _trainer_modules(trainer),
+        device,
+        data_timer.seconds["data"],
     )
     timer = loop.timer
-    timer.seconds["data"] = timer.seconds.get("data", 0.0) + data_timer.seconds["data"]
-    if loop.step:
-        print(f"resumed {name} at step {loop.step} from {loop.checkpointer.path}")
     snapshots = Snapshots(run_dir / "snapshots", config)
     snapshots.discard_after(loop.step)
     y_train = train.codec.encode(train.labels)
@@ -529,10 +520,7 @@ def _run(config: SNcGANConfig, name: str, run_dir: Path, out_dir: Path) -> dict:
 
     loop.run(step)
     step_reached = loop.step
-    # The loss curve as before the shared loop: the loop's rows less its wall-seconds column.
-    losses = CurveLog()
-    for row in loop.curve.rows:
-        losses.append(**{k: v for k, v in row.items() if k != "seconds"})
+    losses = loss_curve(loop)
 
     eval_z = trainer.sample_z(len(held), torch.Generator().manual_seed(config.seed + 3))
     with timer.stage("classifier"):
