@@ -1,4 +1,7 @@
-"""DRAW (Gregor et al. 2015): a recurrent VAE with Gaussian filterbank attention, colour DRAW, and a VAE baseline."""
+"""DRAW (Gregor et al. 2015): a recurrent VAE with Gaussian filterbank attention, colour DRAW, and a VAE baseline.
+
+The study (config, presets, training, figures) is dreamlab.draw.study: ``run(config)`` and ``load_run(run_dir)``.
+"""
 
 from dreamlab.draw.attention import (
     AttentionRead,

@@ -1,6 +1,8 @@
 """Conditional GANs (SNcGAN, its baselines, the projection discriminator) and the deepcolor line-art colorizer.
 
-See docs/gan.md; experiments/sncgan.py and experiments/colorize.py wire these pieces into runs.
+See docs/gan.md. The studies that wire these pieces into runs are dreamlab.gan.study (SNcGAN) and
+dreamlab.gan.colorize_study, each ``run(config)`` / ``load_run(run_dir)``; experiments/sncgan.py and colorize.py are
+their command lines.
 """
 
 from dreamlab.gan.conditioning import AttributeCodec, attribute_sweep, slerp
