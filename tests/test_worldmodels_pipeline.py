@@ -50,11 +50,11 @@ def _frames():
     return torch.randint(0, 256, (24, 64, 64, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
 
 
-def _train_vae(run_dir, steps):
+def _train_vae(run_dir, steps, autocast="none"):
     torch.manual_seed(0)
     vae = ConvVAE(8)
     config = {"stage": "vae-test"}
-    train_vae(
+    curve = train_vae(
         vae,
         _frames,
         steps=steps,
@@ -63,15 +63,17 @@ def _train_vae(run_dir, steps):
         kl_tolerance=0.5,
         seed=0,
         checkpointer=Checkpointer(run_dir, config),
+        log_every=1,
+        autocast=autocast,
         log=lambda _: None,
     )
-    return vae
+    return vae, curve
 
 
 def test_vae_training_resumes_exactly(tmp_path):
-    straight = _train_vae(tmp_path / "straight", 4)
+    straight, _ = _train_vae(tmp_path / "straight", 4)
     _train_vae(tmp_path / "killed", 2)  # as if killed after step 2 ...
-    resumed = _train_vae(tmp_path / "killed", 4)  # ... and re-run with the full budget
+    resumed, _ = _train_vae(tmp_path / "killed", 4)  # ... and re-run with the full budget
     for a, b in zip(straight.parameters(), resumed.parameters(), strict=True):
         torch.testing.assert_close(a, b)
 
@@ -87,7 +89,7 @@ def _latents(nan=False):
     return LatentEpisodes(mu, logvar, actions, dones)
 
 
-def _train_m(run_dir, steps, nan=False, core="lstm"):
+def _train_m(run_dir, steps, nan=False, core="lstm", autocast="none"):
     torch.manual_seed(0)
     options = {"memory_slots": 4, "word_size": 3, "read_heads": 2} if core == "dnc" else None
     model = MDNRNN(3, 3, 8, core=core, core_options=options)
@@ -104,6 +106,7 @@ def _train_m(run_dir, steps, nan=False, core="lstm"):
         seed=0,
         checkpointer=Checkpointer(run_dir, {"m": 1}),
         log_every=1,
+        autocast=autocast,
         log=lambda _: None,
     )
     return model, curve
@@ -118,6 +121,16 @@ def test_mdnrnn_training_resumes_exactly(tmp_path, core):
     for a, b in zip(straight.parameters(), resumed.parameters(), strict=True):
         torch.testing.assert_close(a, b)
     assert resumed_curve.rows == straight_curve.rows  # no row lost or repeated
+
+
+def test_bf16_autocast_trains_v_and_m_to_float32s_losses(tmp_path):
+    # A few mixed-precision steps: finite losses within a few percent of float32's (bf16 keeps 8 mantissa bits).
+    for train, key in ((_train_vae, "loss"), (_train_m, "loss")):
+        _, fp32 = train(tmp_path / f"{train.__name__}_fp32", 3)
+        _, bf16 = train(tmp_path / f"{train.__name__}_bf16", 3, autocast="bf16")
+        exact, mixed = [row[key] for row in fp32.rows], [row[key] for row in bf16.rows]
+        assert len(mixed) == 3 and np.isfinite(mixed).all() and mixed != exact
+        np.testing.assert_allclose(mixed, exact, rtol=0.05)
 
 
 def test_mdnrnn_training_names_nan(tmp_path):

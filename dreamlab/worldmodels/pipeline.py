@@ -89,6 +89,7 @@ class WorldModelsConfig(RunConfig):
     workers: int = 2  # worker processes for env episodes (0 = in this process)
     ray_address: str = ""  # e.g. auto or ray://head:10001 to run env episodes on a Ray cluster
     data_dir: str = ""  # rollouts, V and latents; "" = the run dir. Share it between runs that differ in M or C.
+    autocast: Literal["none", "bf16"] = "none"  # bf16: V's and M's training steps in bfloat16 mixed precision
     # V
     z_dim: int = 64
     vae_rollouts: int = 300  # rollouts whose frames train V (held in memory as uint8)
@@ -164,7 +165,7 @@ class WorldModelsConfig(RunConfig):
 # differs on resume; every other field -- later stages' settings, budgets of this stage, new fields -- may change.
 _ROLLOUT_INPUTS = ("task", "seed", "repeat_probability", "max_steps", "dtype")  # what rollout i is
 # V trains on the first vae_rollouts rollouts (<= rollouts, checked), so collecting more keeps V; M trains on all.
-_V_INPUTS = (*_ROLLOUT_INPUTS, "z_dim", "vae_rollouts", "vae_batch", "vae_lr", "kl_tolerance")
+_V_INPUTS = (*_ROLLOUT_INPUTS, "z_dim", "vae_rollouts", "vae_batch", "vae_lr", "kl_tolerance", "autocast")
 _M_INPUTS = (
     *_V_INPUTS,
     "rollouts",
@@ -279,6 +280,31 @@ def run(config: WorldModelsConfig) -> dict:
         return _run(config, name, run_dir, out_dir)
 
 
+def dnc_options(config: WorldModelsConfig) -> dict[str, int]:
+    """M's core options: the DNC's memory sizes (none for the LSTM)."""
+    if config.core != "dnc":
+        return {}
+    return {
+        "memory_slots": config.dnc_memory_slots,
+        "word_size": config.dnc_word_size,
+        "read_heads": config.dnc_read_heads,
+    }
+
+
+def build_m(config: WorldModelsConfig) -> MDNRNN:
+    """M as the config describes it (untrained); only doom's M predicts the agent's death."""
+    task = get_task(config.task)
+    return MDNRNN(
+        config.z_dim,
+        task.action_feature_size,
+        config.hidden_size,
+        config.n_components,
+        config.core,
+        predict_done=config.task == "doom",
+        core_options=dnc_options(config),
+    )
+
+
 class _StageLog:
     """Time-stamped log lines and per-stage wall seconds that survive a kill: every line saves the times to
     ``path``, including the running stage's share so far."""
@@ -329,15 +355,7 @@ def _run(config: WorldModelsConfig, name: str, run_dir: Path, out_dir: Path) -> 
         folder = data_dir if filename == "vae.pt" else run_dir
         return Checkpointer(folder, config, filename=filename, depends_on=STAGE_INPUTS[filename])
 
-    core_options = (
-        {
-            "memory_slots": config.dnc_memory_slots,
-            "word_size": config.dnc_word_size,
-            "read_heads": config.dnc_read_heads,
-        }
-        if config.core == "dnc"
-        else {}
-    )
+    core_options = dnc_options(config)
 
     with WorkerPool(config.workers, config.ray_address or None) as pool, contextlib.ExitStack() as data_stages:
         data_stages.enter_context(data_dir_lock(data_dir))
@@ -367,6 +385,7 @@ def _run(config: WorldModelsConfig, name: str, run_dir: Path, out_dir: Path) -> 
                 checkpoint_seconds=config.checkpoint_seconds,
                 log_every=max(1, min(100, config.vae_steps // 10)),
                 monitor_grads=config.log_grads,
+                autocast=config.autocast,
                 log=log,
             )
             sample_frames = load_rollout(paths[0])["frames"]
@@ -396,15 +415,7 @@ def _run(config: WorldModelsConfig, name: str, run_dir: Path, out_dir: Path) -> 
             adopt_legacy=lambda: latents_agree(old_latents, latent_paths),
         )
         with stage("M"):
-            model = MDNRNN(
-                config.z_dim,
-                task.action_feature_size,
-                config.hidden_size,
-                config.n_components,
-                config.core,
-                predict_done=config.task == "doom",
-                core_options=core_options,
-            ).to(device, dtype)
+            model = build_m(config).to(device, dtype)
             m_curve = train_mdnrnn(
                 model,
                 data,
@@ -420,6 +431,7 @@ def _run(config: WorldModelsConfig, name: str, run_dir: Path, out_dir: Path) -> 
                 checkpoint_seconds=config.checkpoint_seconds,
                 log_every=max(1, min(50, config.m_steps // 10)),
                 monitor_grads=config.log_grads,
+                autocast=config.autocast,
                 log=log,
             )
 

@@ -29,6 +29,7 @@ from dreamlab.files import atomic_savez, load_npz
 from dreamlab.grad_monitor import GradientMonitor, check_finite
 from dreamlab.results import CurveLog
 from dreamlab.runs import NonFiniteError, UserError, check_finite_module
+from dreamlab.runtime import autocast as autocast_context
 from dreamlab.worldmodels.cores import State, detach_state, map_state
 from dreamlab.worldmodels.mdnrnn import MDNRNN, mdnrnn_loss
 from dreamlab.worldmodels.provenance import fingerprint, read_manifest, write_manifest
@@ -72,10 +73,12 @@ def train_vae(
     checkpoint_seconds: float = 120.0,
     log_every: int = 100,
     monitor_grads: bool = False,
+    autocast: str = "none",
     log: Log = print,
 ) -> CurveLog:
     """Train V for ``steps`` minibatches, epoch by shuffled epoch, on the frames ``load_frames()`` returns
-    (uint8, N x 64 x 64 x 3; only loaded when there is training left to do)."""
+    (uint8, N x 64 x 64 x 3; only loaded when there is training left to do). ``autocast="bf16"`` runs the forward
+    pass and loss in bfloat16 mixed precision (:func:`dreamlab.runtime.autocast`)."""
     reference = next(vae.parameters())
     device, dtype = reference.device, reference.dtype
     optimizer = torch.optim.Adam(vae.parameters(), lr=lr)
@@ -115,8 +118,9 @@ def train_vae(
         images = frames_to_tensor(frames[batch].to(device), dtype)
         # The reparameterisation noise is seeded by the step, so a resumed run draws what the original would have.
         noise = torch.Generator(device=device).manual_seed(seed * 1_000_003 + step)
-        reconstruction, mu, logvar = vae(images, noise)
-        loss, reconstruction_loss, kl = vae_loss(images, reconstruction, mu, logvar, kl_tolerance)
+        with autocast_context(device, autocast):
+            reconstruction, mu, logvar = vae(images, noise)
+            loss, reconstruction_loss, kl = vae_loss(images, reconstruction, mu, logvar, kl_tolerance)
         check_loss(loss, f"V loss at step {step}")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -136,7 +140,7 @@ def train_vae(
             last_save = time.monotonic()
     # No loss of the loop sees the last update: check the weights it left before they are saved and used.
     check_finite_module(vae, f"V after step {step}")
-    with torch.no_grad():
+    with torch.no_grad(), autocast_context(device, autocast):
         reconstruction, mu, logvar = vae(images, noise)
         check_loss(vae_loss(images, reconstruction, mu, logvar, kl_tolerance)[0], f"V loss after step {step}")
     save()
@@ -148,15 +152,18 @@ def latent_path(folder: str | os.PathLike, index: int) -> Path:
     return Path(folder) / f"latent_{index:06d}.npz"
 
 
-def latents_folder(data_dir: str | os.PathLike, vae: ConvVAE, rollouts: str | os.PathLike) -> Path:
+def latents_folder(data_dir: str | os.PathLike, vae: ConvVAE, rollouts: str | os.PathLike, create: bool = True) -> Path:
     """``data_dir/latents_<key>``: where ``vae``'s latents of the rollout folder ``rollouts`` live, keyed by V's
     weights and the rollouts' manifest, so latents are only ever read by the V (and data) that wrote them. The
-    folder's manifest says what they were made from."""
+    folder's manifest says what they were made from. Without ``create``, a missing folder is a :class:`UserError`
+    (a reader of a finished run)."""
     made_from = {"vae": fingerprint(vae), "rollouts": read_manifest(rollouts)}
     if made_from["rollouts"] is None:
         raise ValueError(f"{rollouts} has no manifest: collect the rollouts with collect_rollouts first")
     folder = Path(data_dir) / f"latents_{fingerprint(made_from)}"
     saved = read_manifest(folder)
+    if saved is None and not create:
+        raise UserError(f"{folder} is missing: this V's latents were never written; run the pipeline to the end")
     if saved is None:
         folder.mkdir(parents=True, exist_ok=True)
         write_manifest(folder, made_from)
@@ -394,10 +401,12 @@ def train_mdnrnn(
     checkpoint_seconds: float = 120.0,
     log_every: int = 50,
     monitor_grads: bool = False,
+    autocast: str = "none",
     log: Log = print,
 ) -> CurveLog:
     """Train M on V's latents by truncated BPTT (:func:`train_by_tbptt`); z is re-drawn from the stored mu and
-    logvar for every chunk."""
+    logvar for every chunk. ``autocast="bf16"`` runs M's forward pass and loss in bfloat16 mixed precision; the
+    carried core state stays in M's dtype, so a resumed run carries what the original did."""
     reference = model.head.linear.weight
     device, dtype = reference.device, reference.dtype
 
@@ -405,11 +414,13 @@ def train_mdnrnn(
         chunk = make_chunk(data, *indices, generator)
         z, z_next = chunk.z.to(device, dtype), chunk.z_next.to(device, dtype)
         actions = task.action_features(chunk.actions.to(device), dtype)
-        output, state = model(z, actions, state, chunk.reset.to(device))
         done_mask = torch.ones_like(chunk.z_mask) if model.predict_done else torch.zeros_like(chunk.z_mask)
-        loss, z_loss, done_loss = mdnrnn_loss(
-            output, z_next, chunk.z_mask.to(device), chunk.done.to(device), done_mask.to(device), done_pos_weight
-        )
+        with autocast_context(device, autocast):
+            output, state = model(z, actions, state, chunk.reset.to(device))
+            loss, z_loss, done_loss = mdnrnn_loss(
+                output, z_next, chunk.z_mask.to(device), chunk.done.to(device), done_mask.to(device), done_pos_weight
+            )
+        state = map_state(lambda t: t.to(dtype), state)
         return loss, state, {"loss": loss.item(), "z_nll": z_loss.item(), "done_bce": done_loss.item()}
 
     return train_by_tbptt(
