@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from dreamlab.checkpoint import Checkpointer, restore_state, state_of
+from dreamlab.checkpoint import Checkpointer, CheckpointError, restore_state, state_of
 from dreamlab.progress import track
 from dreamlab.results import CurveLog, StageTimer
 from dreamlab.runs import NonFiniteError, check_finite_module
@@ -79,6 +79,12 @@ class TrainingLoop:
         saved = self.checkpointer.load(map_location)
         if saved is None:
             return 0
+        missing = sorted({"step", "curve", "timer", "window", "torch_rng", *self.objects} - set(saved))
+        if missing:
+            raise CheckpointError(
+                f"{self.checkpointer.path} lacks {', '.join(missing)}: it was written before this training loop "
+                "(an older dreamlab); pass another --run_dir, or delete the checkpoint to start afresh"
+            )
         for name, obj in self.objects.items():
             restore_state(obj, saved[name])
         torch.set_rng_state(saved["torch_rng"].cpu())

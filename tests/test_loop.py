@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from dreamlab.checkpoint import Checkpointer
+from dreamlab.checkpoint import Checkpointer, CheckpointError
 from dreamlab.loop import TrainingLoop
 from dreamlab.runs import NonFiniteError
 
@@ -146,3 +146,11 @@ def test_a_time_limit_stops_checkpointed_and_a_larger_one_continues(tmp_path, ca
     assert again.step == loop.step
     again.max_train_seconds = 100.0
     assert again.run(slow_step).rows[-1]["step"] == 40
+
+
+def test_a_checkpoint_from_before_the_loop_is_refused_naming_what_it_lacks(tmp_path):
+    """A run directory of an older dreamlab (its own checkpoint layout) stops with advice, not a KeyError."""
+    loop, model, _ = make_run(tmp_path)
+    loop.checkpointer.save({"model": model.state_dict(), "losses": {}, "step": 3})
+    with pytest.raises(CheckpointError, match=r"lacks curve, optimizer, rng, timer, torch_rng, window.*--run_dir"):
+        make_run(tmp_path)

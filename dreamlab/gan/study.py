@@ -19,7 +19,7 @@ from typing import Any, ClassVar, Literal
 
 import torch
 
-from dreamlab.checkpoint import load_checkpoint, save_checkpoint
+from dreamlab.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from dreamlab.config import RunConfig, config_dict, in_range, non_negative, positive
 from dreamlab.figures import save_figure
 from dreamlab.gan.conditioning import AttributeCodec, attribute_sweep, slerp
@@ -460,6 +460,8 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple[G
     saved = load_checkpoint(run_dir / "checkpoint.pt", map_location=device)
     fields = {f.name for f in dataclasses.fields(SNcGANConfig)}
     config = SNcGANConfig(**{k: v for k, v in saved["config"].items() if k in fields})
+    if not (run_dir / CONDITION_FILE).is_file():
+        raise CheckpointError(f"{run_dir / CONDITION_FILE} is missing: the run that wrote {run_dir} predates it")
     condition = json.loads((run_dir / CONDITION_FILE).read_text())
     codec = AttributeCodec(condition["attribute_classes"], condition["binary"])
     trainer = build_trainer(config, codec, torch.device(device), resolve_dtype(config.dtype))
