@@ -172,7 +172,7 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple[D
     saved = load_checkpoint(Path(run_dir) / "checkpoint.pt", map_location=device)
     fields = {f.name for f in dataclasses.fields(DrawConfig)}
     config = DrawConfig(**{k: v for k, v in saved["config"].items() if k in fields})
-    model = build_model(config).to(device)
+    model = build_model(config).to(device, resolve_dtype(config.dtype))
     model.load_state_dict(saved["state"]["model"])
     return model.eval(), config
 
