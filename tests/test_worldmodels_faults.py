@@ -16,7 +16,16 @@ from dreamlab.config import make_config, parse_config
 from dreamlab.files import atomic_savez, load_npz
 from dreamlab.parallel import WorkerPool
 from dreamlab.runs import NonFiniteError, RunLock, UserError, cli
-from dreamlab.worldmodels import MDNRNN, Dream, LinearController, collect_rollouts, get_task, pipeline
+from dreamlab.worldmodels import (
+    MDNRNN,
+    Dream,
+    LinearController,
+    WorldModel,
+    collect_rollouts,
+    get_task,
+    load_rollout,
+    pipeline,
+)
 from dreamlab.worldmodels.pipeline import PRESETS, STAGE_INPUTS, WorldModelsConfig
 from dreamlab.worldmodels.provenance import MANIFEST, DataDirLock, StageCheckpointer
 
@@ -164,6 +173,37 @@ def test_an_old_m_trained_on_other_latents_is_refused(run_dir, capsys):
     atomic_savez(run_dir / "latents_vae2" / "latent_000000.npz", **{**stale, "mu": stale["mu"] + 1.98})
     err = refused(capsys, run_dir)
     assert "mdnrnn.pt" in err and "cannot be verified" in err
+
+
+def test_a_finished_run_loads_with_one_call(run_dir):
+    world = WorldModel.load(run_dir)
+    assert dataclasses.asdict(world.config) == json.loads((run_dir / "config.json").read_text())
+    assert (world.config.z_dim, world.config.hidden_size, world.config.max_steps) == (8, 8, 30)
+    frames = load_rollout(run_dir / "rollouts" / "rollout_000000.npz")["frames"][:3]
+    assert world.encode(frames).shape == (3, 8) and world.reconstruct(frames).shape == frames.shape
+    score, dreamed = world.dream(seed=0)
+    assert dreamed.dtype == np.uint8 and dreamed.shape[1:] == (64, 64, 3) and 1 <= score <= 30
+    # C playing the final test's first episode scores what the run's final test recorded for it.
+    episode = world.play()
+    tested = load_checkpoint(run_dir / "evaluation.pt")["state"]
+    assert episode.episode_return == tested["returns"][0] and len(episode.frames) == tested["steps"][0]
+    assert world.generation == tested["generation"] == 1
+
+
+def test_loading_names_what_is_missing_or_of_another_config(run_dir, tmp_path):
+    with pytest.raises(UserError, match="config.json is missing: .* is not a World Models run dir"):
+        WorldModel.load(tmp_path / "nowhere")
+    config = json.loads((run_dir / "config.json").read_text())
+    (run_dir / "config.json").write_text(json.dumps({**config, "seed": 1}))
+    with pytest.raises(UserError, match=r"vae.pt was written by a run with a different config \(seed: 0 -> 1\)"):
+        WorldModel.load(run_dir)
+    (run_dir / "config.json").write_text(json.dumps({**config, "generator": "dcgan"}))
+    with pytest.raises(UserError, match="not a World Models config .*generator"):
+        WorldModel.load(run_dir)
+    (run_dir / "config.json").write_text(json.dumps(config))
+    (run_dir / "cmaes.pt").unlink()
+    with pytest.raises(UserError, match="cmaes.pt is missing: the run has not trained this stage"):
+        WorldModel.load(run_dir)
 
 
 def test_stage_checkpoints_refuse_other_inputs(tmp_path):

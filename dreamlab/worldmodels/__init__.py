@@ -13,6 +13,7 @@ from dreamlab.worldmodels.cores import (
     select_state,
 )
 from dreamlab.worldmodels.dream import Dream, sample_mixture_from_noise
+from dreamlab.worldmodels.loading import WorldModel
 from dreamlab.worldmodels.mdnrnn import MDNRNN, MDNOutput, mdnrnn_loss
 from dreamlab.worldmodels.real import (
     AgentSpec,
@@ -59,6 +60,7 @@ __all__ = [
     "MDNOutput",
     "RecurrentCore",
     "Task",
+    "WorldModel",
     "agent_spec",
     "collect_rollout",
     "collect_rollouts",
