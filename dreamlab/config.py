@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
 import math
+import re
 import sys
 import types
 import typing
@@ -198,24 +200,31 @@ def parse_config(
     argv: Sequence[str] | None = None,
     description: str | None = None,
 ) -> C:
-    """Parse ``--preset NAME --field value ...`` into a config; ``--help`` lists fields with their defaults."""
+    """Parse ``--preset NAME --field value ...`` into a config.
+
+    ``--help`` shows, for every field, what it means (the comment beside it in the config class), its choices and
+    its value under the chosen preset (``--preset paper --help`` shows the paper preset's values).
+    """
     _check_presets(cls, presets)
-    parser = _OneLineErrorParser(description=description or cls.__doc__)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    chooser = argparse.ArgumentParser(add_help=False)
+    chooser.add_argument("--preset", default="fast")
+    chosen = chooser.parse_known_args(argv)[0].preset
+    preset_values = presets.get(chosen, {})
+    parser = _OneLineErrorParser(
+        description=description or cls.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--preset", default="fast", choices=sorted(presets), help="named set of values (default fast)")
-    types = _field_types(cls)
-    defaults = cls()
+    types, meanings, defaults = _field_types(cls), field_comments(cls), cls()
     for field in dataclasses.fields(cls):
         if field.name == "preset":
             continue
         annotation = types[field.name]
-        default_text = getattr(defaults, field.name)
+        value = preset_values.get(field.name, getattr(defaults, field.name))
+        meaning = meanings.get(field.name, "")
+        help_text = f"{meaning} ({chosen}: {value!r})" if meaning else f"({chosen}: {value!r})"
         if annotation is bool:
-            parser.add_argument(
-                f"--{field.name}",
-                action=argparse.BooleanOptionalAction,
-                default=None,
-                help=f"(class default {default_text})",
-            )
+            parser.add_argument(f"--{field.name}", action=argparse.BooleanOptionalAction, default=None, help=help_text)
         else:
             literal = typing.get_origin(annotation) is Literal
             parser.add_argument(
@@ -224,14 +233,34 @@ def parse_config(
                 default=None,
                 choices=typing.get_args(annotation) if literal else None,
                 metavar=field.name.upper() if not literal else None,
-                help=f"(class default {default_text!r})",
+                help=help_text.replace("%", "%%"),
             )
-    args = parser.parse_args(sys.argv[1:] if argv is None else list(argv))
+    args = parser.parse_args(argv)
     overrides = {k: v for k, v in vars(args).items() if k != "preset" and v is not None}
     config = make_config(cls, presets, args.preset, **overrides)
     if config.preset == "smoke":
         print(SMOKE_NOTICE, file=sys.stderr, flush=True)
     return config
+
+
+def field_comments(cls: type) -> dict[str, str]:
+    """``{field: the comment on its line}`` for a config dataclass and its bases (``x: int = 3  # what x is``)."""
+    comments: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        if not dataclasses.is_dataclass(klass):
+            continue
+        try:
+            source = inspect.getsource(klass)
+        except (OSError, TypeError):
+            continue
+        for line in source.splitlines():
+            match = _FIELD_LINE.match(line)
+            if match:
+                comments[match["name"]] = match["comment"].strip()
+    return comments
+
+
+_FIELD_LINE = re.compile(r"^\s+(?P<name>[A-Za-z_]\w*)\s*:[^#=]+=[^#]*#\s*(?P<comment>.+)$")
 
 
 class _OneLineErrorParser(argparse.ArgumentParser):
