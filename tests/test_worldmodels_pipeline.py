@@ -133,6 +133,33 @@ def test_bf16_autocast_trains_v_and_m_to_float32s_losses(tmp_path):
         np.testing.assert_allclose(mixed, exact, rtol=0.05)
 
 
+def test_stages_write_their_curves_to_tensorboard(tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    vae, checkpointer = ConvVAE(8), Checkpointer(tmp_path / "v", {"v": 1})
+    train_vae(
+        vae,
+        _frames,
+        steps=2,
+        batch_size=8,
+        lr=1e-3,
+        kl_tolerance=0.5,
+        seed=0,
+        checkpointer=checkpointer,
+        log_every=1,
+        tensorboard=tmp_path / "tb",
+        log=lambda _: None,
+    )
+    es = CMAES(np.zeros(2), 0.5, popsize=4, seed=0)
+    fitness = lambda candidates, generation: -(candidates**2).sum(axis=1, keepdims=True)  # noqa: E731
+    evolve_controller(
+        es, fitness, generations=2, checkpointer=Checkpointer(tmp_path / "c", {"c": 1}), tensorboard=tmp_path / "tb"
+    )
+    scalars = EventAccumulator(str(tmp_path / "tb")).Reload().Tags()["scalars"]
+    assert {"V/loss", "V/kl", "C/mean_score", "C/sigma"} <= set(scalars)
+
+
 def test_mdnrnn_training_names_nan(tmp_path):
     with pytest.raises(NonFiniteLossError, match="M loss"):
         _train_m(tmp_path / "nan", 20, nan=True)

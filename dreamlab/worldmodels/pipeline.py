@@ -34,6 +34,7 @@ from dreamlab.cmaes import CMAES
 from dreamlab.config import RunConfig, config_dict, in_range, non_negative, positive
 from dreamlab.files import atomic_write_json
 from dreamlab.parallel import WorkerPool
+from dreamlab.progress import tensorboard_dir
 from dreamlab.results import StageTimer, write_result
 from dreamlab.runs import NonFiniteError, UserError, run_directory
 from dreamlab.runtime import resolve_device, resolve_dtype, seed_everything, set_threads
@@ -349,6 +350,7 @@ def _run(config: WorldModelsConfig, name: str, run_dir: Path, out_dir: Path) -> 
     atomic_write_json(run_dir / "config.json", config_dict(config))
 
     log = _StageLog(run_dir / "stage_seconds.json")
+    tensorboard = tensorboard_dir(config, run_dir)  # V's, M's and C's curves live, with --tensorboard
     stage = log.stage
 
     def checkpointer(filename: str) -> Checkpointer:
@@ -386,6 +388,7 @@ def _run(config: WorldModelsConfig, name: str, run_dir: Path, out_dir: Path) -> 
                 log_every=max(1, min(100, config.vae_steps // 10)),
                 monitor_grads=config.log_grads,
                 autocast=config.autocast,
+                tensorboard=tensorboard,
                 log=log,
             )
             sample_frames = load_rollout(paths[0])["frames"]
@@ -432,6 +435,7 @@ def _run(config: WorldModelsConfig, name: str, run_dir: Path, out_dir: Path) -> 
                 log_every=max(1, min(50, config.m_steps // 10)),
                 monitor_grads=config.log_grads,
                 autocast=config.autocast,
+                tensorboard=tensorboard,
                 log=log,
             )
 
@@ -498,6 +502,7 @@ def _run(config: WorldModelsConfig, name: str, run_dir: Path, out_dir: Path) -> 
                 ),
                 real_score=real_score if config.real_eval_episodes > 0 else None,
                 real_every=config.real_eval_every,
+                tensorboard=tensorboard,
                 log=log,
             )
             c_curve = evolution.curve

@@ -8,6 +8,10 @@ only reloads its result, so nothing is lost or done twice. A larger step budget 
 A broken model never produces a result: every loss is checked before its update (NaN, Inf, or beyond
 :data:`LOSS_LIMIT`, where training has diverged), and the weights are checked when loaded and after the last
 update, which no loss sees. Latents are kept in a folder keyed by V's weights (:func:`latents_folder`).
+
+Each stage shows its progress from the rows it adds to its curve (a bar, or log lines off a terminal) and, given a
+``tensorboard`` folder, writes them there as scalars ``V/...``, ``M/...`` and ``C/...``
+(:func:`dreamlab.progress.track`).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from dreamlab.checkpoint import Checkpointer
 from dreamlab.cmaes import CMAES
 from dreamlab.files import atomic_savez, load_npz
 from dreamlab.grad_monitor import GradientMonitor, check_finite
+from dreamlab.progress import track
 from dreamlab.results import CurveLog
 from dreamlab.runs import NonFiniteError, UserError, check_finite_module
 from dreamlab.runtime import autocast as autocast_context
@@ -74,6 +79,7 @@ def train_vae(
     log_every: int = 100,
     monitor_grads: bool = False,
     autocast: str = "none",
+    tensorboard: str | os.PathLike | None = None,
     log: Log = print,
 ) -> CurveLog:
     """Train V for ``steps`` minibatches, epoch by shuffled epoch, on the frames ``load_frames()`` returns
@@ -109,35 +115,36 @@ def train_vae(
     order, order_epoch = None, -1
     last_save, started = time.monotonic(), time.monotonic()
     vae.train()
-    while step < steps:
-        epoch, index = divmod(step, per_epoch)
-        if epoch != order_epoch:
-            order = torch.randperm(len(frames), generator=torch.Generator().manual_seed(seed * 7919 + epoch))
-            order_epoch = epoch
-        batch = order[index * batch_size : (index + 1) * batch_size]
-        images = frames_to_tensor(frames[batch].to(device), dtype)
-        # The reparameterisation noise is seeded by the step, so a resumed run draws what the original would have.
-        noise = torch.Generator(device=device).manual_seed(seed * 1_000_003 + step)
-        with autocast_context(device, autocast):
-            reconstruction, mu, logvar = vae(images, noise)
-            loss, reconstruction_loss, kl = vae_loss(images, reconstruction, mu, logvar, kl_tolerance)
-        check_loss(loss, f"V loss at step {step}")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if monitor is not None:
-            monitor.check()
-        optimizer.step()
-        step += 1
-        if step % log_every == 0 or step == steps:
-            curve.append(step=step, loss=loss.item(), reconstruction=reconstruction_loss.item(), kl=kl.item())
-            rate = step / max(time.monotonic() - started, 1e-9)
-            log(
-                f"V step {step}/{steps}: loss {loss.item():.1f} (recon {reconstruction_loss.item():.1f}, "
-                f"kl {kl.item():.1f}), {rate:.2f} steps/s"
-            )
-        if time.monotonic() - last_save > checkpoint_seconds and step < steps:
-            save()
-            last_save = time.monotonic()
+    with track(curve, "V", steps, initial=step, tensorboard=tensorboard):
+        while step < steps:
+            epoch, index = divmod(step, per_epoch)
+            if epoch != order_epoch:
+                order = torch.randperm(len(frames), generator=torch.Generator().manual_seed(seed * 7919 + epoch))
+                order_epoch = epoch
+            batch = order[index * batch_size : (index + 1) * batch_size]
+            images = frames_to_tensor(frames[batch].to(device), dtype)
+            # The reparameterisation noise is seeded by the step, so a resumed run draws what the original would have.
+            noise = torch.Generator(device=device).manual_seed(seed * 1_000_003 + step)
+            with autocast_context(device, autocast):
+                reconstruction, mu, logvar = vae(images, noise)
+                loss, reconstruction_loss, kl = vae_loss(images, reconstruction, mu, logvar, kl_tolerance)
+            check_loss(loss, f"V loss at step {step}")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if monitor is not None:
+                monitor.check()
+            optimizer.step()
+            step += 1
+            if step % log_every == 0 or step == steps:
+                curve.append(step=step, loss=loss.item(), reconstruction=reconstruction_loss.item(), kl=kl.item())
+                rate = step / max(time.monotonic() - started, 1e-9)
+                log(
+                    f"V step {step}/{steps}: loss {loss.item():.1f} (recon {reconstruction_loss.item():.1f}, "
+                    f"kl {kl.item():.1f}), {rate:.2f} steps/s"
+                )
+            if time.monotonic() - last_save > checkpoint_seconds and step < steps:
+                save()
+                last_save = time.monotonic()
     # No loss of the loop sees the last update: check the weights it left before they are saved and used.
     check_finite_module(vae, f"V after step {step}")
     with torch.no_grad(), autocast_context(device, autocast):
@@ -292,6 +299,7 @@ def train_by_tbptt(
     checkpoint_seconds: float = 120.0,
     log_every: int = 50,
     monitor_grads: bool = False,
+    tensorboard: str | os.PathLike | None = None,
     log: Log = print,
 ) -> CurveLog:
     """Truncated BPTT over ``batch_size`` streams that play whole episodes (``lengths``) back to back in chunks of
@@ -338,33 +346,34 @@ def train_by_tbptt(
     monitor = GradientMonitor(model) if monitor_grads else None
     last_save, started, start_step = time.monotonic(), time.monotonic(), step
     model.train()
-    while step < steps:
-        loss, state, values = chunk_loss(streams.next_indices(), state, generator)
-        details = ", ".join(f"{k} {v:.4f}" for k, v in values.items())
-        check_loss(loss, f"{what} loss at step {step} ({details})")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if monitor is not None:
-            monitor.check()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-        optimizer.step()
-        state = detach_state(state)
-        step += 1
-        row: dict[str, Any] = {}
-        if step % log_every == 0 or step == steps:
-            row.update(step=step, epoch=round(streams.progress, 3), **values)
-            rate = (step - start_step) / max(time.monotonic() - started, 1e-9)
-            log(f"{what} step {step}/{steps} (epoch {streams.progress:.2f}): {details}, {rate:.2f} steps/s")
-        if evaluate is not None and eval_every > 0 and (step % eval_every == 0 or step == steps):
-            metrics = dict(evaluate(step))
-            model.train()
-            row.update(step=step, epoch=round(streams.progress, 3), **values, **metrics)
-            log(f"{what} step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
-        if row:
-            curve.append(**row)
-        if time.monotonic() - last_save > checkpoint_seconds and step < steps:
-            save()
-            last_save = time.monotonic()
+    with track(curve, what, steps, initial=step, tensorboard=tensorboard):
+        while step < steps:
+            loss, state, values = chunk_loss(streams.next_indices(), state, generator)
+            details = ", ".join(f"{k} {v:.4f}" for k, v in values.items())
+            check_loss(loss, f"{what} loss at step {step} ({details})")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if monitor is not None:
+                monitor.check()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+            optimizer.step()
+            state = detach_state(state)
+            step += 1
+            row: dict[str, Any] = {}
+            if step % log_every == 0 or step == steps:
+                row.update(step=step, epoch=round(streams.progress, 3), **values)
+                rate = (step - start_step) / max(time.monotonic() - started, 1e-9)
+                log(f"{what} step {step}/{steps} (epoch {streams.progress:.2f}): {details}, {rate:.2f} steps/s")
+            if evaluate is not None and eval_every > 0 and (step % eval_every == 0 or step == steps):
+                metrics = dict(evaluate(step))
+                model.train()
+                row.update(step=step, epoch=round(streams.progress, 3), **values, **metrics)
+                log(f"{what} step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+            if row:
+                curve.append(**row)
+            if time.monotonic() - last_save > checkpoint_seconds and step < steps:
+                save()
+                last_save = time.monotonic()
     # No loss of the loop sees the last update: check the weights it left before they are saved and used.
     check_weights(model, chunk_loss, streams, state, generator, f"{what} after step {step}")
     save()
@@ -402,6 +411,7 @@ def train_mdnrnn(
     log_every: int = 50,
     monitor_grads: bool = False,
     autocast: str = "none",
+    tensorboard: str | os.PathLike | None = None,
     log: Log = print,
 ) -> CurveLog:
     """Train M on V's latents by truncated BPTT (:func:`train_by_tbptt`); z is re-drawn from the stored mu and
@@ -437,6 +447,7 @@ def train_mdnrnn(
         checkpoint_seconds=checkpoint_seconds,
         log_every=log_every,
         monitor_grads=monitor_grads,
+        tensorboard=tensorboard,
         log=log,
     )
 
@@ -466,6 +477,7 @@ def evolve_controller(
     checkpointer: Checkpointer,
     real_score: Callable[[np.ndarray, int], np.ndarray] | None = None,
     real_every: int = 10,
+    tensorboard: str | os.PathLike | None = None,
     log: Log = print,
 ) -> Evolution:
     """Run CMA-ES for ``generations`` generations, maximising the mean of ``fitness(X, generation)`` (P, trials).
@@ -485,36 +497,37 @@ def evolve_controller(
         if es.generation >= generations:
             return evolution
         log(f"C: resuming at generation {es.generation}/{generations}")
-    while es.generation < generations:
-        started = time.monotonic()
-        candidates = es.ask()
-        returns = np.asarray(fitness(candidates, es.generation))
-        if not np.isfinite(returns).all():
-            raise NonFiniteError(f"C: a fitness of generation {es.generation + 1} is NaN or infinite; M is broken")
-        scores = returns.mean(axis=1)
-        es.tell(candidates, -scores)
-        generation = es.generation
-        row: dict[str, Any] = {
-            "generation": generation,
-            "mean_score": float(scores.mean()),
-            "best_score": float(scores.max()),
-            "worst_score": float(scores.min()),
-            "sigma": float(es.sigma),
-            "seconds": round(time.monotonic() - started, 2),
-        }
-        message = (
-            f"C generation {generation}/{generations}: score mean {scores.mean():.1f} best {scores.max():.1f} "
-            f"sigma {es.sigma:.4f} ({row['seconds']:.1f} s)"
-        )
-        if real_score is not None and (generation % real_every == 0 or generation == generations):
-            mean = np.array(es.mean)
-            real = np.asarray(real_score(mean, generation))
-            row.update(real_mean=float(real.mean()), real_std=float(real.std()))
-            evolution.checked_means[generation] = mean
-            message += f"; real {real.mean():.1f} +- {real.std():.1f} over {len(real)} episodes"
-        curve.append(**row)
-        checkpointer.save(
-            {"es": es.state_dict(), "curve": curve.state_dict(), "checked_means": evolution.checked_means}
-        )
-        log(message)
+    with track(curve, "C", generations, step_key="generation", initial=es.generation, tensorboard=tensorboard):
+        while es.generation < generations:
+            started = time.monotonic()
+            candidates = es.ask()
+            returns = np.asarray(fitness(candidates, es.generation))
+            if not np.isfinite(returns).all():
+                raise NonFiniteError(f"C: a fitness of generation {es.generation + 1} is NaN or infinite; M is broken")
+            scores = returns.mean(axis=1)
+            es.tell(candidates, -scores)
+            generation = es.generation
+            row: dict[str, Any] = {
+                "generation": generation,
+                "mean_score": float(scores.mean()),
+                "best_score": float(scores.max()),
+                "worst_score": float(scores.min()),
+                "sigma": float(es.sigma),
+                "seconds": round(time.monotonic() - started, 2),
+            }
+            message = (
+                f"C generation {generation}/{generations}: score mean {scores.mean():.1f} best {scores.max():.1f} "
+                f"sigma {es.sigma:.4f} ({row['seconds']:.1f} s)"
+            )
+            if real_score is not None and (generation % real_every == 0 or generation == generations):
+                mean = np.array(es.mean)
+                real = np.asarray(real_score(mean, generation))
+                row.update(real_mean=float(real.mean()), real_std=float(real.std()))
+                evolution.checked_means[generation] = mean
+                message += f"; real {real.mean():.1f} +- {real.std():.1f} over {len(real)} episodes"
+            curve.append(**row)
+            checkpointer.save(
+                {"es": es.state_dict(), "curve": curve.state_dict(), "checked_means": evolution.checked_means}
+            )
+            log(message)
     return evolution
