@@ -17,7 +17,6 @@ import contextlib
 import errno
 import fcntl
 import functools
-import math
 import os
 import sys
 import tempfile
@@ -156,10 +155,3 @@ def check_finite_module(module: torch.nn.Module, what: str) -> None:
                 f"{what}: {name} holds NaN or infinite values; the model is broken (a learning rate too high, or a "
                 "damaged checkpoint): retrain it with a smaller learning rate or delete the file"
             )
-
-
-def check_finite_value(value: float, what: str) -> float:
-    """Return ``value`` if finite, else raise :class:`NonFiniteError` naming it."""
-    if not math.isfinite(value):
-        raise NonFiniteError(f"{what} is {value}; stopping the run (try a smaller learning rate or --dtype float64)")
-    return value
