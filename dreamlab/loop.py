@@ -18,6 +18,11 @@ What the loop owns, so that no trainer writes it again:
   (:mod:`dreamlab.progress`).
 - **numeric health**: a non-finite number from the step function stops the run naming it and the step, and the
   modules in ``check_modules`` are checked finite after loading a checkpoint and after the last step.
+
+A checkpoint written before its trainer ran on this loop lacks the loop's own bookkeeping; the loop refuses it,
+unless the trainer passes ``adopt_legacy=True`` because such a checkpoint held all its state (every object, the
+step and the curve) and its draws never came from torch's global generator: then the timer starts from zero and
+the global generator is left as it is.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from dreamlab.results import CurveLog, StageTimer
 from dreamlab.runs import NonFiniteError, check_finite_module
 
 StepFunction = Callable[[int], Mapping[str, float]]
+_LOOP_BOOKKEEPING = frozenset({"timer", "window", "torch_rng"})  # what only checkpoints written by the loop hold
 Hook = Callable[[int], Mapping[str, Any]]
 
 
@@ -57,6 +63,7 @@ class TrainingLoop:
         check_modules: Mapping[str, torch.nn.Module] | None = None,
         tensorboard: str | PathLike | None = None,
         map_location: str | torch.device = "cpu",
+        adopt_legacy: bool = False,
     ):
         if steps < 1 or eval_every < 1 or checkpoint_every < 0 or max_train_seconds < 0:
             raise ValueError(
@@ -73,13 +80,17 @@ class TrainingLoop:
         self.check_modules = dict(check_modules or {})
         self.curve, self.timer = CurveLog(), StageTimer()
         self.window: list[dict[str, float]] = []  # the step function's numbers since the last curve row
-        self.step = self._restore(map_location)
+        self.step = self._restore(map_location, adopt_legacy)
+        if 0 < self.step < self.steps:
+            print(f"{desc}: resumed at step {self.step}/{self.steps} from {checkpointer.path}", flush=True)
 
-    def _restore(self, map_location: str | torch.device) -> int:
+    def _restore(self, map_location: str | torch.device, adopt_legacy: bool) -> int:
         saved = self.checkpointer.load(map_location)
         if saved is None:
             return 0
-        missing = sorted({"step", "curve", "timer", "window", "torch_rng", *self.objects} - set(saved))
+        if adopt_legacy and _LOOP_BOOKKEEPING.isdisjoint(saved):
+            saved = {**saved, "torch_rng": torch.get_rng_state(), "timer": StageTimer().state_dict(), "window": []}
+        missing = sorted({"step", "curve", *_LOOP_BOOKKEEPING, *self.objects} - set(saved))
         if missing:
             raise CheckpointError(
                 f"{self.checkpointer.path} lacks {', '.join(missing)}: it was written before this training loop "

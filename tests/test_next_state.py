@@ -194,7 +194,6 @@ def toy_training(tmp_path, core, steps, model=None, log_every=10_000, residual=F
         checkpointer=checkpointer,
         residual=residual,
         log_every=log_every,
-        log=lambda message: None,
     )
     return model, curve
 

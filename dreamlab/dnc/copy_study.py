@@ -250,8 +250,6 @@ def _run(
         tensorboard=tensorboard_dir(config, run_dir),
         map_location=device,
     )
-    if loop.step:
-        print(f"resumed {run_dir} at step {loop.step}")
 
     def test_scores(step: int) -> dict[str, float]:
         return evaluate(models, tests) if step % config.eval_every == 0 or step == config.steps else {}

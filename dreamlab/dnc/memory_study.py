@@ -255,8 +255,6 @@ def train(
         tensorboard=tensorboard_dir(config, run_dir),
         map_location=device,
     )
-    if loop.step:
-        print(f"resumed {run_dir} at batch {loop.step}/{loop.steps}", flush=True)
 
     def position(step: int) -> dict[str, int]:
         epoch, batch = divmod(step - 1, batches_per_epoch)

@@ -205,8 +205,6 @@ def _run(config: DrawConfig, name: str, run_dir: Path, out_dir: Path) -> dict:
         tensorboard=tensorboard_dir(config, run_dir),
         map_location=device,
     )
-    if loop.step:
-        print(f"resumed {run_dir} at step {loop.step}")
 
     def bound(split: str, count: int) -> dict[str, float]:
         eval_generator.manual_seed(config.seed + 1)  # the same posterior noise at every evaluation

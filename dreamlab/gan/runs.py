@@ -41,8 +41,6 @@ def gan_training_loop(
         map_location=device,
     )
     loop.timer.seconds["data"] = loop.timer.seconds.get("data", 0.0) + data_seconds
-    if loop.step:
-        print(f"resumed {name} at step {loop.step} from {loop.checkpointer.path}")
     return loop
 
 

@@ -38,7 +38,7 @@ from dreamlab.files import atomic_savez, load_npz
 from dreamlab.mdn import most_likely_mean, sample_mixture
 from dreamlab.results import CurveLog
 from dreamlab.worldmodels.mdnrnn import MDNRNN, MDNOutput, mdnrnn_loss
-from dreamlab.worldmodels.training import Log, train_by_tbptt
+from dreamlab.worldmodels.training import train_by_tbptt
 
 DATASET_KEYS = ("states", "actions", "lengths")
 
@@ -303,7 +303,6 @@ def train_next_state(
     checkpoint_seconds: float = 120.0,
     log_every: int = 50,
     monitor_grads: bool = False,
-    log: Log = print,
 ) -> CurveLog:
     """Teacher-forced training of M on s_{t+1} | s_t, a_t by truncated BPTT over ``batch_size`` streams of whole
     games in ``seq_len``-step chunks (:class:`EpisodeStreams`: the state is carried across chunks, reset at game
@@ -344,7 +343,6 @@ def train_next_state(
         checkpoint_seconds=checkpoint_seconds,
         log_every=log_every,
         monitor_grads=monitor_grads,
-        log=log,
     )
 
 

@@ -389,7 +389,6 @@ def _run(config: WorldModelsConfig, name: str, run_dir: Path, out_dir: Path) -> 
                 monitor_grads=config.log_grads,
                 autocast=config.autocast,
                 tensorboard=tensorboard,
-                log=log,
             )
             sample_frames = load_rollout(paths[0])["frames"]
             sample_frames = sample_frames[np.linspace(0, len(sample_frames) - 1, 8).astype(int)]
@@ -436,7 +435,6 @@ def _run(config: WorldModelsConfig, name: str, run_dir: Path, out_dir: Path) -> 
                 monitor_grads=config.log_grads,
                 autocast=config.autocast,
                 tensorboard=tensorboard,
-                log=log,
             )
 
         agent = agent_spec(config.task, vae, model, config.hidden_size, config.core, core_options, config.include_cell)

@@ -1,9 +1,10 @@
 """Resumable training stages of World Models: V, encoding, M and C.
 
-Each stage saves its full state (weights, optimiser, data order, random generators, step, curve) through a
-:class:`dreamlab.checkpoint.Checkpointer` at most every ``checkpoint_seconds`` and when it ends (CMA-ES: every
-generation); re-running a stage after a kill continues from the last checkpoint, and re-running a finished stage
-only reloads its result, so nothing is lost or done twice. A larger step budget continues a finished stage.
+V and M train on :class:`dreamlab.loop.TrainingLoop`, which saves their full state (weights, optimiser, data
+order, random generators, step, curve) at most every ``checkpoint_seconds`` and when they end; C's CMA-ES saves
+after every generation. Re-running a stage after a kill continues from the last checkpoint, and re-running a
+finished stage only reloads its result, so nothing is lost or done twice. A larger step budget continues a
+finished stage.
 
 A broken model never produces a result: every loss is checked before its update (NaN, Inf, or beyond
 :data:`LOSS_LIMIT`, where training has diverged), and the weights are checked when loaded and after the last
@@ -17,6 +18,7 @@ Each stage shows its progress from the rows it adds to its curve (a bar, or log 
 from __future__ import annotations
 
 import copy
+import math
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -31,6 +33,7 @@ from dreamlab.checkpoint import Checkpointer
 from dreamlab.cmaes import CMAES
 from dreamlab.files import atomic_savez, load_npz
 from dreamlab.grad_monitor import GradientMonitor, check_finite
+from dreamlab.loop import TrainingLoop
 from dreamlab.progress import track
 from dreamlab.results import CurveLog
 from dreamlab.runs import NonFiniteError, UserError, check_finite_module
@@ -80,79 +83,67 @@ def train_vae(
     monitor_grads: bool = False,
     autocast: str = "none",
     tensorboard: str | os.PathLike | None = None,
-    log: Log = print,
 ) -> CurveLog:
     """Train V for ``steps`` minibatches, epoch by shuffled epoch, on the frames ``load_frames()`` returns
-    (uint8, N x 64 x 64 x 3; only loaded when there is training left to do). ``autocast="bf16"`` runs the forward
-    pass and loss in bfloat16 mixed precision (:func:`dreamlab.runtime.autocast`)."""
+    (uint8, N x 64 x 64 x 3; only loaded when there is training left to do), on :class:`dreamlab.loop.TrainingLoop`:
+    a curve row of the mean loss, reconstruction and KL every ``log_every`` steps. ``autocast="bf16"`` runs the
+    forward pass and loss in bfloat16 mixed precision (:func:`dreamlab.runtime.autocast`)."""
     reference = next(vae.parameters())
     device, dtype = reference.device, reference.dtype
     optimizer = torch.optim.Adam(vae.parameters(), lr=lr)
-    curve, step = CurveLog(), 0
-    saved = checkpointer.load(map_location=device)
-    if saved is not None:
-        vae.load_state_dict(saved["model"])
-        check_finite_module(vae, f"V loaded from {checkpointer.path}")
-        optimizer.load_state_dict(saved["optimizer"])
-        curve.load_state_dict(saved["curve"])
-        step = saved["step"]
-        if step >= steps:
-            vae.eval()
-            return curve
-        log(f"V: resuming at step {step}/{steps}")
-
-    def save() -> None:
-        state = {"model": vae.state_dict(), "optimizer": optimizer.state_dict(), "curve": curve.state_dict()}
-        checkpointer.save({**state, "step": step})
-
+    loop = TrainingLoop(
+        checkpointer,
+        {"model": vae, "optimizer": optimizer},
+        steps=steps,
+        eval_every=log_every,
+        desc="V",
+        checkpoint_seconds=checkpoint_seconds,
+        check_modules={"model": vae},
+        tensorboard=tensorboard,
+        map_location=device,
+        adopt_legacy=True,  # V's draws are seeded by the step alone
+    )
+    if loop.finished:
+        vae.eval()
+        return loop.curve
     frames = load_frames()
     if len(frames) < batch_size:
         raise UserError(
             f"V needs at least --vae_batch {batch_size} frames, got {len(frames)}; lower it or collect more rollouts"
         )
-    monitor = GradientMonitor(vae) if monitor_grads else None
     per_epoch = len(frames) // batch_size
-    order, order_epoch = None, -1
-    last_save, started = time.monotonic(), time.monotonic()
+    monitor = GradientMonitor(vae) if monitor_grads else None
+
+    def batch_of(step: int) -> tuple[torch.Tensor, torch.Generator]:
+        """The step's images and reparameterisation noise: a function of (seed, step) alone, so a resumed run
+        draws what the original would have."""
+        epoch, index = divmod(step, per_epoch)
+        order = torch.randperm(len(frames), generator=torch.Generator().manual_seed(seed * 7919 + epoch))
+        images = frames_to_tensor(frames[order[index * batch_size : (index + 1) * batch_size]].to(device), dtype)
+        return images, torch.Generator(device=device).manual_seed(seed * 1_000_003 + step)
+
+    def loss_of(images: torch.Tensor, noise: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        with autocast_context(device, autocast):
+            reconstruction, mu, logvar = vae(images, noise)
+            return vae_loss(images, reconstruction, mu, logvar, kl_tolerance)
+
+    def train_step(step: int) -> dict[str, float]:
+        loss, reconstruction_loss, kl = loss_of(*batch_of(step))
+        check_loss(loss, f"V loss at step {step}")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if monitor is not None:
+            monitor.check()
+        optimizer.step()
+        return {"loss": loss.item(), "reconstruction": reconstruction_loss.item(), "kl": kl.item()}
+
     vae.train()
-    with track(curve, "V", steps, initial=step, tensorboard=tensorboard):
-        while step < steps:
-            epoch, index = divmod(step, per_epoch)
-            if epoch != order_epoch:
-                order = torch.randperm(len(frames), generator=torch.Generator().manual_seed(seed * 7919 + epoch))
-                order_epoch = epoch
-            batch = order[index * batch_size : (index + 1) * batch_size]
-            images = frames_to_tensor(frames[batch].to(device), dtype)
-            # The reparameterisation noise is seeded by the step, so a resumed run draws what the original would have.
-            noise = torch.Generator(device=device).manual_seed(seed * 1_000_003 + step)
-            with autocast_context(device, autocast):
-                reconstruction, mu, logvar = vae(images, noise)
-                loss, reconstruction_loss, kl = vae_loss(images, reconstruction, mu, logvar, kl_tolerance)
-            check_loss(loss, f"V loss at step {step}")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if monitor is not None:
-                monitor.check()
-            optimizer.step()
-            step += 1
-            if step % log_every == 0 or step == steps:
-                curve.append(step=step, loss=loss.item(), reconstruction=reconstruction_loss.item(), kl=kl.item())
-                rate = step / max(time.monotonic() - started, 1e-9)
-                log(
-                    f"V step {step}/{steps}: loss {loss.item():.1f} (recon {reconstruction_loss.item():.1f}, "
-                    f"kl {kl.item():.1f}), {rate:.2f} steps/s"
-                )
-            if time.monotonic() - last_save > checkpoint_seconds and step < steps:
-                save()
-                last_save = time.monotonic()
-    # No loss of the loop sees the last update: check the weights it left before they are saved and used.
-    check_finite_module(vae, f"V after step {step}")
-    with torch.no_grad(), autocast_context(device, autocast):
-        reconstruction, mu, logvar = vae(images, noise)
-        check_loss(vae_loss(images, reconstruction, mu, logvar, kl_tolerance)[0], f"V loss after step {step}")
-    save()
+    loop.run(train_step)
+    # No loss of the loop sees the last update: the loop checks the weights it left finite, this their loss.
+    with torch.no_grad():
+        check_loss(loss_of(*batch_of(loop.step - 1))[0], f"V loss after step {loop.step}")
     vae.eval()
-    return curve
+    return loop.curve
 
 
 def latent_path(folder: str | os.PathLike, index: int) -> Path:
@@ -281,6 +272,20 @@ def state_from_leaves(template: State, leaves: Sequence[Any]) -> State:
     return map_state(lambda t: next(remaining).to(t.device, t.dtype), template)
 
 
+class CarriedState:
+    """The core state truncated BPTT carries, detached, from chunk to chunk, as an object the training loop can
+    checkpoint: a plain list of its tensors (:func:`state_leaves`), restored into the structure of ``state``."""
+
+    def __init__(self, state: State):
+        self.state = state
+
+    def state_dict(self) -> list[torch.Tensor]:
+        return state_leaves(self.state)
+
+    def load_state_dict(self, leaves: Sequence[Any]) -> None:
+        self.state = state_from_leaves(self.state, leaves)
+
+
 def train_by_tbptt(
     model: MDNRNN,
     lengths: np.ndarray,
@@ -300,85 +305,61 @@ def train_by_tbptt(
     log_every: int = 50,
     monitor_grads: bool = False,
     tensorboard: str | os.PathLike | None = None,
-    log: Log = print,
 ) -> CurveLog:
     """Truncated BPTT over ``batch_size`` streams that play whole episodes (``lengths``) back to back in chunks of
     ``seq_len`` steps (:class:`EpisodeStreams`): the core state is carried, detached, across chunks and reset at
     episode starts. ``chunk_loss(indices, state, generator)`` builds one chunk from the streams' indices, runs the
-    model from ``state`` and returns (loss, new state, values for the curve). Every ``eval_every`` steps
-    ``evaluate(step)`` adds held-out metrics to the curve. Resumable exactly: the checkpoint holds weights,
-    optimiser, data order, generator, the carried core state and the curve."""
+    model from ``state`` and returns (loss, new state, numbers for the curve). Runs on
+    :class:`dreamlab.loop.TrainingLoop`: a curve row (the mean numbers since the last row, and the epoch reached)
+    every ``log_every`` steps and every ``eval_every`` steps, where ``evaluate(step)`` adds held-out metrics. Resumable exactly: the
+    checkpoint holds weights, optimiser, data order, generator, the carried core state and the curve."""
     device = model.head.linear.weight.device
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     streams = EpisodeStreams(lengths, batch_size, seq_len, seed)
     generator = torch.Generator().manual_seed(seed)
-    state = model.initial_state(batch_size)
-    curve, step = CurveLog(), 0
-    saved = checkpointer.load(map_location=device)
-    if saved is not None:
-        curve.load_state_dict(saved["curve"])
-        step = saved["step"]
-        model.load_state_dict(saved["model"])
-        if step >= steps:
-            check_weights(model, chunk_loss, streams, state, generator, f"{what} loaded from {checkpointer.path}")
-            model.eval()
-            return curve
-        check_finite_module(model, f"{what} loaded from {checkpointer.path}")
-        optimizer.load_state_dict(saved["optimizer"])
-        streams.load_state_dict(saved["streams"])
-        generator.set_state(saved["generator"])
-        state = state_from_leaves(state, saved["core_state"])
-        log(f"{what}: resuming at step {step}/{steps}")
-
-    def save() -> None:
-        checkpointer.save(
-            {
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "curve": curve.state_dict(),
-                "streams": streams.state_dict(),
-                "generator": generator.get_state(),
-                "core_state": state_leaves(state),
-                "step": step,
-            }
-        )
-
+    carried = CarriedState(model.initial_state(batch_size))
+    objects = {"model": model, "optimizer": optimizer, "streams": streams, "generator": generator}
+    loop = TrainingLoop(
+        checkpointer,
+        {**objects, "core_state": carried},
+        steps=steps,
+        eval_every=math.gcd(log_every, eval_every) if evaluate is not None and eval_every > 0 else log_every,
+        desc=what,
+        checkpoint_seconds=checkpoint_seconds,
+        check_modules={"model": model},
+        tensorboard=tensorboard,
+        map_location=device,
+        adopt_legacy=True,  # its draws come from `generator` and `streams`, both in the old checkpoints
+    )
     monitor = GradientMonitor(model) if monitor_grads else None
-    last_save, started, start_step = time.monotonic(), time.monotonic(), step
-    model.train()
-    with track(curve, what, steps, initial=step, tensorboard=tensorboard):
-        while step < steps:
-            loss, state, values = chunk_loss(streams.next_indices(), state, generator)
-            details = ", ".join(f"{k} {v:.4f}" for k, v in values.items())
-            check_loss(loss, f"{what} loss at step {step} ({details})")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if monitor is not None:
-                monitor.check()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-            optimizer.step()
-            state = detach_state(state)
-            step += 1
-            row: dict[str, Any] = {}
-            if step % log_every == 0 or step == steps:
-                row.update(step=step, epoch=round(streams.progress, 3), **values)
-                rate = (step - start_step) / max(time.monotonic() - started, 1e-9)
-                log(f"{what} step {step}/{steps} (epoch {streams.progress:.2f}): {details}, {rate:.2f} steps/s")
-            if evaluate is not None and eval_every > 0 and (step % eval_every == 0 or step == steps):
-                metrics = dict(evaluate(step))
-                model.train()
-                row.update(step=step, epoch=round(streams.progress, 3), **values, **metrics)
-                log(f"{what} step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
-            if row:
-                curve.append(**row)
-            if time.monotonic() - last_save > checkpoint_seconds and step < steps:
-                save()
-                last_save = time.monotonic()
-    # No loss of the loop sees the last update: check the weights it left before they are saved and used.
-    check_weights(model, chunk_loss, streams, state, generator, f"{what} after step {step}")
-    save()
+
+    def train_step(step: int) -> dict[str, float]:
+        loss, state, numbers = chunk_loss(streams.next_indices(), carried.state, generator)
+        details = ", ".join(f"{k} {v:.4f}" for k, v in numbers.items())
+        check_loss(loss, f"{what} loss at step {step} ({details})")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if monitor is not None:
+            monitor.check()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        optimizer.step()
+        carried.state = detach_state(state)
+        return numbers
+
+    def row_extras(step: int) -> dict[str, float]:
+        extras = {"epoch": round(streams.progress, 3)}
+        if evaluate is not None and eval_every > 0 and (step % eval_every == 0 or step == steps):
+            extras.update(evaluate(step))
+            model.train()
+        return extras
+
+    if not loop.finished:
+        model.train()
+        loop.run(train_step, evaluate=row_extras)
+    # No loss of the loop sees the last update: the loop checks the weights finite, this their loss.
+    check_weights(model, chunk_loss, streams, carried.state, generator, f"{what} after step {loop.step}")
     model.eval()
-    return curve
+    return loop.curve
 
 
 def check_weights(
@@ -412,7 +393,6 @@ def train_mdnrnn(
     monitor_grads: bool = False,
     autocast: str = "none",
     tensorboard: str | os.PathLike | None = None,
-    log: Log = print,
 ) -> CurveLog:
     """Train M on V's latents by truncated BPTT (:func:`train_by_tbptt`); z is re-drawn from the stored mu and
     logvar for every chunk. ``autocast="bf16"`` runs M's forward pass and loss in bfloat16 mixed precision; the
@@ -448,7 +428,6 @@ def train_mdnrnn(
         log_every=log_every,
         monitor_grads=monitor_grads,
         tensorboard=tensorboard,
-        log=log,
     )
 
 
