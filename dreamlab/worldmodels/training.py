@@ -311,8 +311,9 @@ def train_by_tbptt(
     episode starts. ``chunk_loss(indices, state, generator)`` builds one chunk from the streams' indices, runs the
     model from ``state`` and returns (loss, new state, numbers for the curve). Runs on
     :class:`dreamlab.loop.TrainingLoop`: a curve row (the mean numbers since the last row, and the epoch reached)
-    every ``log_every`` steps and every ``eval_every`` steps, where ``evaluate(step)`` adds held-out metrics. Resumable exactly: the
-    checkpoint holds weights, optimiser, data order, generator, the carried core state and the curve."""
+    every ``log_every`` steps and every ``eval_every`` steps, where ``evaluate(step)`` adds held-out metrics.
+    Resumable exactly: the checkpoint holds weights, optimiser, data order, generator, the carried core state and
+    the curve."""
     device = model.head.linear.weight.device
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     streams = EpisodeStreams(lengths, batch_size, seq_len, seed)
