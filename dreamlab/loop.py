@@ -12,17 +12,18 @@ What the loop owns, so that no trainer writes it again:
   when given) and at the end; a killed run started again continues exactly where the last checkpoint left it (same
   draws, same curve rows). ``max_train_seconds`` stops a run, checkpointed, once its steps have used that much time
   (over all its resumptions): started again with a larger limit it continues.
-- **the curve**: each ``eval_every`` steps one row holds the step, the mean of the step function's numbers since the
-  last row, the evaluation hook's numbers and the wall seconds; ``on_row`` sees each row (to rewrite a CSV, say).
+- **the curve**: each ``eval_every`` steps one row holds the step (named ``step_key``, e.g. ``generation``), the
+  mean of the step function's numbers since the last row, the evaluation hook's numbers and the wall seconds since
+  the run began; ``on_row`` sees each row (to rewrite a CSV, say).
 - **progress**: a live bar or periodic log lines, and TensorBoard scalars with ``tensorboard=<folder>``
   (:mod:`dreamlab.progress`).
 - **numeric health**: a non-finite number from the step function stops the run naming it and the step, and the
   modules in ``check_modules`` are checked finite after loading a checkpoint and after the last step.
 
 A checkpoint written before its trainer ran on this loop lacks the loop's own bookkeeping; the loop refuses it,
-unless the trainer passes ``adopt_legacy=True`` because such a checkpoint held all its state (every object, the
-step and the curve) and its draws never came from torch's global generator: then the timer starts from zero and
-the global generator is left as it is.
+unless the trainer passes ``from_legacy``, a function that returns such a checkpoint with every object, the step
+and the curve, because the trainer saved all its state and its draws never came from torch's global generator:
+then the timer starts from zero and the global generator is left as it is.
 """
 
 from __future__ import annotations
@@ -63,33 +64,34 @@ class TrainingLoop:
         check_modules: Mapping[str, torch.nn.Module] | None = None,
         tensorboard: str | PathLike | None = None,
         map_location: str | torch.device = "cpu",
-        adopt_legacy: bool = False,
+        step_key: str = "step",
+        from_legacy: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     ):
         if steps < 1 or eval_every < 1 or checkpoint_every < 0 or max_train_seconds < 0:
             raise ValueError(
                 f"steps and eval_every must be >= 1 and checkpoint_every, max_train_seconds >= 0, got {steps}, "
                 f"{eval_every}, {checkpoint_every} and {max_train_seconds}"
             )
-        reserved = {"step", "curve", "timer", "window", "torch_rng", "cuda_rng"} & set(objects)
+        reserved = {"step", "curve", "timer", "window", "torch_rng", "cuda_rng", step_key} & set(objects)
         if reserved:
             raise ValueError(f"object names {sorted(reserved)} are the loop's own; rename them")
         self.checkpointer, self.objects = checkpointer, dict(objects)
-        self.steps, self.eval_every, self.desc = steps, eval_every, desc
+        self.steps, self.eval_every, self.desc, self.step_key = steps, eval_every, desc, step_key
         self.checkpoint_seconds, self.tensorboard = checkpoint_seconds, tensorboard
         self.checkpoint_every, self.max_train_seconds = checkpoint_every, max_train_seconds
         self.check_modules = dict(check_modules or {})
         self.curve, self.timer = CurveLog(), StageTimer()
         self.window: list[dict[str, float]] = []  # the step function's numbers since the last curve row
-        self.step = self._restore(map_location, adopt_legacy)
+        self.step = self._restore(map_location, from_legacy)
         if 0 < self.step < self.steps:
-            print(f"{desc}: resumed at step {self.step}/{self.steps} from {checkpointer.path}", flush=True)
+            print(f"{desc}: resumed at {step_key} {self.step}/{self.steps} from {checkpointer.path}", flush=True)
 
-    def _restore(self, map_location: str | torch.device, adopt_legacy: bool) -> int:
+    def _restore(self, map_location: str | torch.device, from_legacy: Callable[[dict], dict] | None) -> int:
         saved = self.checkpointer.load(map_location)
         if saved is None:
             return 0
-        if adopt_legacy and _LOOP_BOOKKEEPING.isdisjoint(saved):
-            saved = {**saved, "torch_rng": torch.get_rng_state(), "timer": StageTimer().state_dict(), "window": []}
+        if from_legacy is not None and _LOOP_BOOKKEEPING.isdisjoint(saved):
+            saved = {**from_legacy(saved), "torch_rng": torch.get_rng_state(), "timer": {}, "window": []}
         missing = sorted({"step", "curve", *_LOOP_BOOKKEEPING, *self.objects} - set(saved))
         if missing:
             raise CheckpointError(
@@ -129,7 +131,10 @@ class TrainingLoop:
         """Train from the step reached to ``steps`` (or the time limit); returns the curve (restored rows included)."""
         window = self.window
         last_save = time.monotonic()
-        with track(self.curve, self.desc, self.steps, initial=self.step, tensorboard=self.tensorboard):
+        progress = track(
+            self.curve, self.desc, self.steps, step_key=self.step_key, initial=self.step, tensorboard=self.tensorboard
+        )
+        with progress:
             while self.step < self.steps:
                 if self.max_train_seconds and self.timer.seconds.get("train", 0.0) > self.max_train_seconds:
                     print(
@@ -144,7 +149,7 @@ class TrainingLoop:
                 _check_finite_numbers(numbers, f"{self.desc} step {self.step}")
                 window.append({k: float(v) for k, v in numbers.items()})
                 if self.step % self.eval_every == 0 or self.step == self.steps:
-                    row: dict[str, Any] = {"step": self.step, **_means(window)}
+                    row: dict[str, Any] = {self.step_key: self.step, **_means(window)}
                     window.clear()
                     if evaluate is not None:
                         with self.timer.stage("evaluate"):

@@ -262,8 +262,8 @@ def trial_returns(generation: int, x) -> list[float]:
 
 
 def evolve_sphere(pool: WorkerPool, run_dir: str, die_after: int = -1, generations: int = 5) -> dict:
-    """evolve_controller on ``pool`` with a checkpoint in ``run_dir``; SIGKILLs this process after generation
-    ``die_after`` has been checkpointed and logged, as a killed driver would."""
+    """evolve_controller on ``pool`` with a checkpoint in ``run_dir``; SIGKILLs this process once generation
+    ``die_after`` has been checkpointed (as the next one starts), as a killed driver would."""
     import numpy as np
 
     from dreamlab.checkpoint import Checkpointer
@@ -271,17 +271,13 @@ def evolve_sphere(pool: WorkerPool, run_dir: str, die_after: int = -1, generatio
     from dreamlab.worldmodels.training import evolve_controller
 
     def fitness(candidates, generation: int):
+        if generation == die_after:
+            print(f"killed after generation {generation}/{generations}", flush=True)
+            os.kill(os.getpid(), signal.SIGKILL)
         return np.asarray(pool.map(trial_returns, list(candidates), shared=generation))
 
-    def log(message: str) -> None:
-        print(message, flush=True)
-        if message.startswith(f"C generation {die_after}/"):
-            os.kill(os.getpid(), signal.SIGKILL)
-
     es = CMAES(np.full(6, 2.0), 0.5, popsize=6, seed=1)
-    evolution = evolve_controller(
-        es, fitness, generations=generations, checkpointer=Checkpointer(run_dir, {"seed": 1}), log=log
-    )
+    evolution = evolve_controller(es, fitness, generations=generations, checkpointer=Checkpointer(run_dir, {"seed": 1}))
     return {"mean": es.mean.tolist(), "scores": evolution.curve.column("mean_score")}
 
 

@@ -157,8 +157,8 @@ def test_a_checkpoint_from_before_the_loop_is_refused_naming_what_it_lacks(tmp_p
 
 
 def test_a_trainer_may_adopt_its_checkpoints_from_before_the_loop(tmp_path):
-    """adopt_legacy: a checkpoint holding every object, the step and the curve but none of the loop's bookkeeping
-    is continued (timer from zero); one lacking an object is still refused, naming it."""
+    """from_legacy: a checkpoint without the loop's bookkeeping is completed by the trainer's function and
+    continued (timer from zero); one still lacking an object is refused, naming it."""
     loop, model, step_fn = make_run(tmp_path, steps=10)
     loop.run(step_fn)
     legacy = {name: value for name, value in loop.checkpointer.load().items() if name not in {"timer", "window"}}
@@ -166,9 +166,11 @@ def test_a_trainer_may_adopt_its_checkpoints_from_before_the_loop(tmp_path):
     loop.checkpointer.save(legacy)
 
     def adopting(objects):
-        return TrainingLoop(loop.checkpointer, objects, steps=20, eval_every=5, desc="regression", adopt_legacy=True)
+        return TrainingLoop(loop.checkpointer, objects, steps=20, eval_every=5, desc="regression", from_legacy=dict)
 
     adopted = adopting({"model": model, "optimizer": loop.objects["optimizer"], "rng": loop.objects["rng"]})
     assert adopted.step == 10 and adopted.timer.total == 0.0 and len(adopted.curve.rows) == 2
+    with pytest.raises(CheckpointError, match="lacks.*timer"):  # without from_legacy it is refused
+        make_run(tmp_path, steps=20)
     with pytest.raises(CheckpointError, match="lacks scheduler"):
         adopting({"model": model, "scheduler": torch.optim.lr_scheduler.StepLR(loop.objects["optimizer"], 1)})

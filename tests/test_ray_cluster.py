@@ -126,8 +126,8 @@ def test_a_killed_driver_resumes_from_its_checkpoint(pools, address, tmp_path):
         return subprocess.run(command, capture_output=True, text=True, timeout=180)
 
     killed = driver(die_after=2)
-    assert killed.returncode == -9 and "C generation 2/5" in killed.stdout, killed.stderr[-2000:]
+    assert killed.returncode == -9 and "killed after generation 2/5" in killed.stdout, killed.stderr[-2000:]
     resumed = driver(die_after=-1)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert "C: resuming at generation 2/5" in resumed.stdout
+    assert "C: resumed at generation 2/5" in resumed.stdout
     assert json.loads(resumed.stdout.splitlines()[-1]) == uninterrupted

@@ -229,6 +229,25 @@ def test_evolution_keeps_each_checked_mean_across_a_resume(tmp_path):
         evolution.best_checked()
 
 
+def test_a_c_checkpoint_from_before_the_training_loop_resumes_where_it_stopped(tmp_path):
+    fitness = lambda candidates, generation: -(candidates**2).sum(axis=1, keepdims=True)  # noqa: E731
+
+    def evolve(run_dir, generations):
+        es = CMAES(np.ones(3), 0.5, popsize=6, seed=1)
+        evolve_controller(es, fitness, generations=generations, checkpointer=Checkpointer(run_dir, {"c": 1}))
+        return es
+
+    straight = evolve(tmp_path / "straight", 4)
+    evolve(tmp_path / "old", 2)
+    path = tmp_path / "old" / "checkpoint.pt"  # rewritten as C saved it before: strategy and curve, no step
+    saved = load_checkpoint(path)
+    state = {"es": saved["state"]["es"], "curve": saved["state"]["curve"]}
+    save_checkpoint(path, {**saved, "state": state})
+    resumed = evolve(tmp_path / "old", 4)
+    assert resumed.generation == 4
+    np.testing.assert_array_equal(resumed.mean, straight.mean)
+
+
 def test_bad_config_is_named():
     def make(**fields):
         return make_config(WorldModelsConfig, PRESETS, "smoke", **fields)

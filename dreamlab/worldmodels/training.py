@@ -34,7 +34,6 @@ from dreamlab.cmaes import CMAES
 from dreamlab.files import atomic_savez, load_npz
 from dreamlab.grad_monitor import GradientMonitor, check_finite
 from dreamlab.loop import TrainingLoop
-from dreamlab.progress import track
 from dreamlab.results import CurveLog
 from dreamlab.runs import NonFiniteError, UserError, check_finite_module
 from dreamlab.runtime import autocast as autocast_context
@@ -101,7 +100,7 @@ def train_vae(
         check_modules={"model": vae},
         tensorboard=tensorboard,
         map_location=device,
-        adopt_legacy=True,  # V's draws are seeded by the step alone
+        from_legacy=_same_layout,  # V's draws are seeded by the step alone
     )
     if loop.finished:
         vae.eval()
@@ -144,6 +143,11 @@ def train_vae(
         check_loss(loss_of(*batch_of(loop.step - 1))[0], f"V loss after step {loop.step}")
     vae.eval()
     return loop.curve
+
+
+def _same_layout(saved: dict[str, Any]) -> dict[str, Any]:
+    """V's and M's checkpoints from before the training loop: the loop's objects under the same names."""
+    return saved
 
 
 def latent_path(folder: str | os.PathLike, index: int) -> Path:
@@ -330,7 +334,7 @@ def train_by_tbptt(
         check_modules={"model": model},
         tensorboard=tensorboard,
         map_location=device,
-        adopt_legacy=True,  # its draws come from `generator` and `streams`, both in the old checkpoints
+        from_legacy=_same_layout,  # its draws come from `generator` and `streams`, both in the old checkpoints
     )
     monitor = GradientMonitor(model) if monitor_grads else None
 
@@ -432,6 +436,17 @@ def train_mdnrnn(
     )
 
 
+class CheckedMeans(dict):
+    """The CMA-ES mean played at each real check, by generation (a dict the training loop can checkpoint)."""
+
+    def state_dict(self) -> dict[int, np.ndarray]:
+        return dict(self)
+
+    def load_state_dict(self, state: Mapping[int, np.ndarray]) -> None:
+        self.clear()
+        self.update(state)
+
+
 @dataclass
 class Evolution:
     """What a CMA-ES run of C leaves: its curve, and the mean it played at each real check, by generation."""
@@ -460,54 +475,50 @@ def evolve_controller(
     tensorboard: str | os.PathLike | None = None,
     log: Log = print,
 ) -> Evolution:
-    """Run CMA-ES for ``generations`` generations, maximising the mean of ``fitness(X, generation)`` (P, trials).
+    """Run CMA-ES for ``generations`` generations, maximising the mean of ``fitness(X, generation)`` (P, trials),
+    on :class:`dreamlab.loop.TrainingLoop` with one curve row (population mean, best, worst score and sigma) and
+    one checkpoint per generation.
 
     Every ``real_every`` generations (and at the last), ``real_score(mean, generation)`` plays the current mean in
-    the real environment for the curve, and that mean is kept. The strategy, the curve and the checked means are
-    checkpointed after every generation.
+    the real environment for the curve (``real_mean``, ``real_std``; ``log`` says it), and that mean is kept.
     """
-    evolution = Evolution(CurveLog(), {})
-    curve = evolution.curve
-    saved = checkpointer.load()
-    if saved is not None:
-        es.load_state_dict(saved["es"])
-        curve.load_state_dict(saved["curve"])
-        # Runs checkpointed before the checked means were kept have none.
-        evolution.checked_means.update(saved.get("checked_means", {}))
-        if es.generation >= generations:
-            return evolution
-        log(f"C: resuming at generation {es.generation}/{generations}")
-    with track(curve, "C", generations, step_key="generation", initial=es.generation, tensorboard=tensorboard):
-        while es.generation < generations:
-            started = time.monotonic()
-            candidates = es.ask()
-            returns = np.asarray(fitness(candidates, es.generation))
-            if not np.isfinite(returns).all():
-                raise NonFiniteError(f"C: a fitness of generation {es.generation + 1} is NaN or infinite; M is broken")
-            scores = returns.mean(axis=1)
-            es.tell(candidates, -scores)
-            generation = es.generation
-            row: dict[str, Any] = {
-                "generation": generation,
-                "mean_score": float(scores.mean()),
-                "best_score": float(scores.max()),
-                "worst_score": float(scores.min()),
-                "sigma": float(es.sigma),
-                "seconds": round(time.monotonic() - started, 2),
-            }
-            message = (
-                f"C generation {generation}/{generations}: score mean {scores.mean():.1f} best {scores.max():.1f} "
-                f"sigma {es.sigma:.4f} ({row['seconds']:.1f} s)"
-            )
-            if real_score is not None and (generation % real_every == 0 or generation == generations):
-                mean = np.array(es.mean)
-                real = np.asarray(real_score(mean, generation))
-                row.update(real_mean=float(real.mean()), real_std=float(real.std()))
-                evolution.checked_means[generation] = mean
-                message += f"; real {real.mean():.1f} +- {real.std():.1f} over {len(real)} episodes"
-            curve.append(**row)
-            checkpointer.save(
-                {"es": es.state_dict(), "curve": curve.state_dict(), "checked_means": evolution.checked_means}
-            )
-            log(message)
-    return evolution
+    checked_means = CheckedMeans()
+    loop = TrainingLoop(
+        checkpointer,
+        {"es": es, "checked_means": checked_means},
+        steps=generations,
+        eval_every=1,
+        desc="C",
+        checkpoint_every=1,
+        step_key="generation",
+        tensorboard=tensorboard,
+        from_legacy=_c_before_the_loop,
+    )
+
+    def generation_step(generation: int) -> dict[str, float]:
+        candidates = es.ask()
+        returns = np.asarray(fitness(candidates, generation))
+        if not np.isfinite(returns).all():
+            raise NonFiniteError(f"C: a fitness of generation {generation + 1} is NaN or infinite; M is broken")
+        scores = returns.mean(axis=1)
+        es.tell(candidates, -scores)
+        return {"mean_score": scores.mean(), "best_score": scores.max(), "worst_score": scores.min(), "sigma": es.sigma}
+
+    def real_check(generation: int) -> dict[str, float]:
+        if real_score is None or (generation % real_every and generation != generations):
+            return {}
+        mean = np.array(es.mean)
+        real = np.asarray(real_score(mean, generation))
+        checked_means[generation] = mean
+        log(f"C generation {generation}: real {real.mean():.1f} +- {real.std():.1f} over {len(real)} episodes")
+        return {"real_mean": float(real.mean()), "real_std": float(real.std())}
+
+    if not loop.finished:
+        loop.run(generation_step, evaluate=real_check)
+    return Evolution(loop.curve, checked_means)
+
+
+def _c_before_the_loop(saved: dict[str, Any]) -> dict[str, Any]:
+    """C's checkpoints from before the training loop: no step (the strategy's generation is it), and before that
+    no checked means."""
+    return {**saved, "step": int(saved["es"]["generation"]), "checked_means": saved.get("checked_means", {})}
