@@ -75,3 +75,15 @@ def test_a_compiled_dnc_copies_and_pickles_without_its_compiled_step(monkeypatch
     for clone in (copy.deepcopy(dnc), pickle.loads(pickle.dumps(dnc))):
         assert clone.compile_steps and clone._compiled_advance is None
         assert callable(clone.compile)  # nn.Module.compile is not hidden by the option
+
+
+def test_the_recurrent_step_traces_into_one_graph_with_the_link_kernel_inside():
+    """The numba link step is a torch operator, not a graph break: Dynamo captures the whole step."""
+    torch.manual_seed(0)
+    cell = DNC(**SIZES).cell
+    state = cell.initial_state(2)
+    projected = cell.controller.project_input(torch.randn(2, SIZES["input_size"]))
+    explanation = torch._dynamo.explain(cell.advance)(projected, state)
+    assert explanation.graph_break_count == 0 and explanation.graph_count == 1
+    operators = {str(node.target) for graph in explanation.graphs for node in graph.graph.nodes}
+    assert "dreamlab.dnc_link_step.default" in operators

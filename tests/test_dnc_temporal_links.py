@@ -5,10 +5,13 @@ import itertools
 import pytest
 import torch
 
+from dreamlab.dnc.link_kernels import BufferPool
 from dreamlab.dnc.temporal_links import (
     TemporalLinkage,
     TopKLinks,
+    _DenseLinkStep,
     dense_link_step,
+    kernel_applies,
     topk_directional_weights,
     topk_link_update,
     update_precedence,
@@ -57,6 +60,99 @@ def test_dense_step_matches_the_equations_and_their_gradients():
         grads.append(torch.autograd.grad(loss, leaves))
     for ours, reference in zip(*grads, strict=True):
         torch.testing.assert_close(ours, reference)
+
+
+def test_cpu_float_inputs_take_the_numba_kernels_and_others_the_torch_operations():
+    inputs = random_inputs()
+    assert kernel_applies(*inputs) and kernel_applies(*(t.float() for t in inputs))
+    assert not kernel_applies(*(t.to(torch.bfloat16) for t in inputs))
+    assert not kernel_applies(inputs[0].float(), *inputs[1:])  # mixed dtypes
+    assert not kernel_applies(*(t.to("meta") for t in inputs))  # as for CUDA tensors: not on the CPU
+    leaves = [t.clone().requires_grad_() for t in inputs]
+    assert "dnc_link_step" in type(dense_link_step(*leaves)[0].grad_fn).__name__
+    assert type(dense_link_step(*(t.to(torch.bfloat16).requires_grad_() for t in inputs))[0].grad_fn).__name__ == (
+        "_DenseLinkStepBackward"
+    )
+    # The torch operations (GPUs, other dtypes) compute the same step.
+    link, forward, backward = dense_link_step(*(t.to(torch.bfloat16) for t in inputs))
+    for ours, reference in zip((link, forward, backward), reference_link_step(*inputs), strict=True):
+        torch.testing.assert_close(ours.double(), reference, atol=2e-2, rtol=2e-2)
+    shapes = [tuple(t.shape) for t in dense_link_step(*(t.to("meta") for t in inputs))]
+    assert shapes == [tuple(inputs[0].shape), tuple(inputs[3].shape), tuple(inputs[3].shape)]
+
+
+@pytest.mark.parametrize("step", [dense_link_step, _DenseLinkStep.apply], ids=["numba", "torch"])
+def test_both_implementations_pass_gradcheck(step):
+    leaves = [t.clone().requires_grad_() for t in random_inputs(batch=2, slots=7, heads=3, seed=5)]
+    assert torch.autograd.gradcheck(step, leaves)
+
+
+def test_numba_and_torch_implementations_agree_in_float32():
+    inputs = [t.float() for t in random_inputs(batch=4, slots=33, heads=3, seed=6)]
+    weights = [torch.randn_like(t) for t in reference_link_step(*inputs)]
+    results = []
+    for step in (dense_link_step, _DenseLinkStep.apply):
+        leaves = [t.clone().requires_grad_() for t in inputs]
+        outputs = step(*leaves)
+        loss = sum((w * out).sum() for w, out in zip(weights, outputs, strict=True))
+        results.append((*outputs, *torch.autograd.grad(loss, leaves)))
+    for ours, theirs in zip(*results, strict=True):
+        torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-4)
+
+
+def test_the_kernel_operators_pass_torch_library_opcheck():
+    """Schema, fake (meta) implementation and autograd registration hold, as torch.compile relies on them."""
+    leaves = [t.float().requires_grad_() for t in random_inputs(seed=7)]
+    torch.library.opcheck(torch.ops.dreamlab.dnc_link_step.default, leaves)
+
+
+def test_mismatched_shapes_are_an_error_not_a_stray_memory_access():
+    prev_link, write, precedence, read = random_inputs()
+    with pytest.raises(ValueError, match=r"prev_read_weights \(B, R, N\).*\(3, 2, 5\)"):
+        dense_link_step(prev_link, write, precedence, read[..., :5])
+    with pytest.raises(ValueError, match="prev_link"):
+        dense_link_step(prev_link[:2], write, precedence, read)
+
+
+def test_buffer_pool_reuses_a_buffer_only_once_nothing_refers_to_it():
+    pool = BufferPool()
+    first = pool.empty((2, 3, 3), torch.float32)
+    view = first.diagonal(dim1=-2, dim2=-1)
+    address = first.data_ptr()
+    del first
+    second = pool.empty((2, 3, 3), torch.float32)
+    assert second.data_ptr() != address and len(pool) == 2  # the view still holds the first buffer
+    del view
+    third = pool.empty((2, 3, 3), torch.float32)
+    assert third.data_ptr() == address and len(pool) == 2
+    assert third.is_contiguous() and third.dtype == torch.float32
+    del second, third
+    other = pool.empty((4, 3, 3), torch.float64)  # another shape drops the free buffers of the old one
+    assert len(pool) == 1 and other.dtype == torch.float64 and other.shape == (4, 3, 3)
+
+
+def test_links_of_a_sequence_stay_distinct_and_buffers_are_reused_across_sequences():
+    inputs = random_inputs(batch=2, slots=5, heads=2, dtype=torch.float32, seed=8)
+
+    def unroll():
+        link, links = torch.zeros(2, 5, 5), []
+        leaves = [t.clone().requires_grad_() for t in inputs[1:]]
+        for _ in range(4):
+            link, forward, _ = dense_link_step(link, *leaves)
+            links.append(link)
+        (forward.sum() + link.sum()).backward()
+        return links, leaves[0].grad
+
+    links, grad = unroll()
+    assert len({link.data_ptr() for link in links}) == 4
+    copies = [link.detach().clone() for link in links]
+    addresses = {link.data_ptr() for link in links}
+    del links
+    links_again, grad_again = unroll()
+    assert {link.data_ptr() for link in links_again} & addresses  # warm buffers came back
+    for link, copy in zip(links_again, copies, strict=True):
+        torch.testing.assert_close(link.detach(), copy, rtol=0, atol=0)
+    torch.testing.assert_close(grad_again, grad, rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("needs", [(0,), (1,), (2,), (3,), (0, 3), (1, 2)])

@@ -3,10 +3,12 @@
 L_t[i, j] is the degree to which slot i was written right after slot j. Two representations:
 
 - dense: L_t as a (B, N, N) tensor. The update and the forward/backward read weightings are one autograd
-  function with a hand-written backward: one (B, N, N) allocation per step forward and one backward (on a
-  CPU; temporaries share one per-thread buffer), and nothing saved but L_{t-1} and L_t, which the recurrence
-  keeps alive anyway. No exact low-rank form exists to avoid materialising L_t: the decay (1 - w_i - w_j)
-  multiplies element-wise, and its products over time do not factor into row and column scalings;
+  function with a hand-written backward, and nothing (B, N, N) is saved but L_{t-1} and L_t, which the
+  recurrence keeps alive anyway. On CPU float32/float64 tensors it runs as numba kernels (`link_kernels`)
+  making one pass over the (B, N, N) tensors per direction, into warm buffers of a pool instead of fresh
+  allocations; elsewhere (GPUs, other dtypes) as torch operations. No exact low-rank form exists to avoid
+  materialising L_t: the decay (1 - w_i - w_j) multiplies element-wise, and its products over time do not
+  factor into row and column scalings;
 - top-K sparse (Rae et al., "Scaling Memory-Augmented Neural Networks with Sparse Reads and Writes", NeurIPS
   2016): each row keeps only its K largest entries, stored as (values, column indices) of shape (B, N, K),
   and only the K most-written rows receive new links, so memory and time are O(N K) per step instead of
@@ -15,12 +17,13 @@ L_t[i, j] is the degree to which slot i was written right after slot j. Two repr
 
 from __future__ import annotations
 
-import threading
 from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
 from torch.autograd.function import FunctionCtx, once_differentiable
+
+from dreamlab.dnc.link_kernels import LINK_BUFFERS, link_step_backward, link_step_forward
 
 
 class TopKLinks(NamedTuple):
@@ -39,30 +42,6 @@ class TopKLinks(NamedTuple):
 def update_precedence(prev_precedence: Tensor, write_weights: Tensor) -> Tensor:
     """p_t = (1 - sum_i w_t^w[i]) p_{t-1} + w_t^w, all (B, N)."""
     return (1.0 - write_weights.sum(-1, keepdim=True)) * prev_precedence + write_weights
-
-
-class _Scratch(threading.local):
-    """One (B, N, N) buffer per thread for values that live only inside one backward call of `_DenseLinkStep`.
-
-    On a CPU a fresh 4 MB tensor (B=16, N=256) per step costs far more than its arithmetic: the allocator hands
-    back memory that is cold or not yet mapped (page faults, ~2 ms per 4 MB on the machine of record). Autograd
-    runs CPU nodes one at a time on the thread that called backward, so a per-thread buffer is never in use
-    twice at once. Other devices keep fresh tensors: their caching allocators make them cheap, and kernels
-    queued on different streams could otherwise race on one buffer.
-    """
-
-    buffer: Tensor | None = None
-
-    def like(self, tensor: Tensor) -> Tensor:
-        if tensor.device.type != "cpu" or type(tensor) is not Tensor or torch.compiler.is_compiling():
-            return torch.empty_like(tensor)
-        buffer = self.buffer
-        if buffer is None or buffer.shape != tensor.shape or buffer.dtype != tensor.dtype:
-            buffer = self.buffer = torch.empty_like(tensor)  # kept for the thread's next backward (4 MB here)
-        return buffer
-
-
-_SCRATCH = _Scratch()
 
 
 class _DenseLinkStep(torch.autograd.Function):
@@ -107,9 +86,9 @@ class _DenseLinkStep(torch.autograd.Function):
         )
         # L_t[i, i] is the constant 0: gradient arriving there is dropped, by zeroing it in our own tensor.
         grad_total.diagonal(dim1=-2, dim2=-1).zero_()
-        # One (B, N, N) scratch buffer, reused for G o L_{t-1} and then for the decay factors, and the gradient
-        # for L_{t-1} written over grad_total: no fresh 4 MB allocation but grad_total's.
-        scratch = _SCRATCH.like(grad_total)
+        # One (B, N, N) scratch tensor, for G o L_{t-1} and then for the decay factors, and the gradient for
+        # L_{t-1} written over grad_total (our own tensor).
+        scratch = torch.empty_like(grad_total)
         if need_write:
             # dL[i, j]/dw[i] = p[j] - L_{t-1}[i, j] and dL[i, j]/dw[j] = -L_{t-1}[i, j] for i != j.
             torch.mul(grad_total, prev_link, out=scratch)
@@ -125,6 +104,101 @@ class _DenseLinkStep(torch.autograd.Function):
         return grad_prev_link, grad_write, grad_precedence, grad_read
 
 
+# The numba kernels as torch operators (CPU float32/float64 only; see `kernel_applies`), so that torch.compile
+# keeps the whole step in one graph and calls them as opaque kernels instead of breaking the graph around them.
+@torch.library.custom_op("dreamlab::dnc_link_step", mutates_args=(), device_types="cpu")
+def _kernel_link_step(
+    prev_link: Tensor, write_weights: Tensor, prev_precedence: Tensor, prev_read_weights: Tensor
+) -> tuple[Tensor, Tensor, Tensor]:
+    """`_DenseLinkStep.forward` in one pass (`link_kernels.link_step_forward`), L_t into a pooled buffer."""
+    prev_link, write, precedence, read = (
+        t.contiguous() for t in (prev_link, write_weights, prev_precedence, prev_read_weights)
+    )
+    link = LINK_BUFFERS.empty(tuple(prev_link.shape), prev_link.dtype)
+    forward_weights, backward_weights = torch.zeros_like(read), torch.zeros_like(read)
+    arrays = (prev_link, 1.0 - write, write, precedence, read, link, forward_weights, backward_weights)
+    link_step_forward(*(t.numpy() for t in arrays))
+    return link, forward_weights, backward_weights
+
+
+@_kernel_link_step.register_fake
+def _(
+    prev_link: Tensor, write_weights: Tensor, prev_precedence: Tensor, prev_read_weights: Tensor
+) -> tuple[Tensor, Tensor, Tensor]:
+    return torch.empty_like(prev_link), torch.empty_like(prev_read_weights), torch.empty_like(prev_read_weights)
+
+
+@torch.library.custom_op("dreamlab::dnc_link_step_backward", mutates_args=(), device_types="cpu")
+def _kernel_link_step_backward(
+    grad_link: Tensor,
+    grad_forward: Tensor,
+    grad_backward: Tensor,
+    prev_link: Tensor,
+    write_weights: Tensor,
+    prev_precedence: Tensor,
+    prev_read_weights: Tensor,
+    need_prev_link: bool,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """`_DenseLinkStep.backward` in one pass (`link_kernels.link_step_backward`): the gradients of prev_link
+    (into a pooled buffer; empty unless need_prev_link), write_weights, prev_precedence, prev_read_weights."""
+    grads = (grad_link.contiguous(), grad_forward.contiguous(), grad_backward.contiguous())
+    write, read = write_weights.contiguous(), prev_read_weights.contiguous()
+    # A free pooled buffer, never grad_link itself (a hook on L_t may have kept that one).
+    shape = tuple(prev_link.shape) if need_prev_link else (0, 0, 0)
+    grad_prev_link = LINK_BUFFERS.empty(shape, prev_link.dtype)
+    grad_write, grad_precedence, grad_read = torch.zeros_like(write), torch.zeros_like(write), torch.zeros_like(read)
+    arrays = (*grads, prev_link.contiguous(), 1.0 - write, write, prev_precedence.contiguous(), read)
+    link_step_backward(
+        *(t.numpy() for t in arrays),
+        need_prev_link,
+        *(t.numpy() for t in (grad_prev_link, grad_write, grad_precedence, grad_read)),
+    )
+    return grad_prev_link, grad_write, grad_precedence, grad_read
+
+
+@_kernel_link_step_backward.register_fake
+def _(
+    grad_link: Tensor,
+    grad_forward: Tensor,
+    grad_backward: Tensor,
+    prev_link: Tensor,
+    write_weights: Tensor,
+    prev_precedence: Tensor,
+    prev_read_weights: Tensor,
+    need_prev_link: bool,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    grad_prev_link = torch.empty_like(prev_link) if need_prev_link else prev_link.new_empty(0, 0, 0)
+    return (
+        grad_prev_link,
+        torch.empty_like(write_weights),
+        torch.empty_like(write_weights),
+        torch.empty_like(prev_read_weights),
+    )
+
+
+def _save_link_step_inputs(ctx: FunctionCtx, inputs: tuple[Tensor, ...], output: tuple[Tensor, ...]) -> None:
+    ctx.save_for_backward(*inputs)
+
+
+def _link_step_gradients(
+    ctx: FunctionCtx, grad_link: Tensor, grad_forward: Tensor, grad_backward: Tensor
+) -> tuple[Tensor | None, Tensor | None, Tensor | None, Tensor | None]:
+    need = ctx.needs_input_grad
+    grads = _kernel_link_step_backward(grad_link, grad_forward, grad_backward, *ctx.saved_tensors, need[0])
+    return tuple(grad if needed else None for grad, needed in zip(grads, need, strict=True))
+
+
+_kernel_link_step.register_autograd(_link_step_gradients, setup_context=_save_link_step_inputs)
+
+
+def kernel_applies(*tensors: Tensor) -> bool:
+    """Whether the numba kernels take these inputs: plain CPU tensors, all float32 or all float64."""
+    dtype = tensors[0].dtype
+    return dtype in (torch.float32, torch.float64) and all(
+        type(t) is Tensor and t.device.type == "cpu" and t.dtype == dtype for t in tensors
+    )
+
+
 def dense_link_step(
     prev_link: Tensor, write_weights: Tensor, prev_precedence: Tensor, prev_read_weights: Tensor
 ) -> tuple[Tensor, Tensor, Tensor]:
@@ -132,9 +206,26 @@ def dense_link_step(
 
     L_t = (1 - w 1^T - 1 w^T) o L_{t-1} + w p_{t-1}^T with zero diagonal; f_t^i = L_t w_{t-1}^{r,i},
     b_t^i = L_t^T w_{t-1}^{r,i}. prev_link (B, N, N); write_weights, prev_precedence (B, N);
-    prev_read_weights (B, R, N) -> L_t (B, N, N), f_t (B, R, N), b_t (B, R, N).
+    prev_read_weights (B, R, N) -> L_t (B, N, N), f_t (B, R, N), b_t (B, R, N). CPU float32/float64 inputs
+    go through numba kernels (`link_kernels`), others (GPU tensors, other dtypes) through torch operations.
     """
-    return _DenseLinkStep.apply(prev_link, write_weights, prev_precedence, prev_read_weights)
+    inputs = (prev_link, write_weights, prev_precedence, prev_read_weights)
+    if kernel_applies(*inputs):
+        _check_shapes(*inputs)  # the kernels index without bounds checks
+        return _kernel_link_step(*inputs)
+    return _DenseLinkStep.apply(*inputs)
+
+
+def _check_shapes(prev_link: Tensor, write_weights: Tensor, prev_precedence: Tensor, prev_read_weights: Tensor) -> None:
+    shapes = [tuple(t.shape) for t in (prev_link, write_weights, prev_precedence, prev_read_weights)]
+    if write_weights.dim() == 2 and prev_read_weights.dim() == 3:
+        (batch, slots), heads = write_weights.shape, prev_read_weights.shape[1]
+        if shapes == [(batch, slots, slots), (batch, slots), (batch, slots), (batch, heads, slots)]:
+            return
+    raise ValueError(
+        "dense_link_step expects prev_link (B, N, N), write_weights and prev_precedence (B, N) and "
+        f"prev_read_weights (B, R, N); got shapes {shapes}"
+    )
 
 
 def topk_link_update(prev_link: TopKLinks, write_weights: Tensor, prev_precedence: Tensor) -> TopKLinks:

@@ -1,0 +1,174 @@
+"""The dense link step of the DNC (Graves et al. 2016, Methods "Temporal memory linkage") as numba CPU kernels.
+
+Each kernel makes one pass over the (B, N, N) link matrix, a row at a time: the row of L_t (forward) or of its
+total gradient (backward) is formed once, while it is in the L1 cache, and every product that needs it (the
+read weightings f_t, b_t; the gradients of w^w, p_{t-1}, w^r_{t-1} and L_{t-1}) is accumulated from it. In
+torch the same step is ~13 element-wise passes over 4 MB tensors plus skinny (B, R, N) x (B, N, N) products
+that BLAS runs far below peak. Rows are independent but for the column sums, so the loops stay serial: the
+caller runs them with the GIL released, and the batch is small.
+
+The (B, N, N) outputs come from :class:`BufferPool`: on a CPU a fresh 4 MB tensor costs more than the whole
+kernel (the pages are unmapped and the kernel faults and zeroes each one: ~2 ms per 4 MB on the machine of
+record, against ~0.2 ms to fill a warm buffer).
+
+Arrays are float32 or float64, C-contiguous, all of one dtype; ``keep`` is 1 - w^w, passed in so that no Python
+float literal promotes float32 arithmetic to float64. Outputs that accumulate (f_t, b_t and the gradients of
+the vectors) must arrive zeroed. Compiled on first use per dtype and cached next to this file (``__pycache__``).
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+
+import numba
+import numpy as np
+import torch
+from torch import Tensor
+
+
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def link_step_forward(
+    prev_link: np.ndarray,
+    keep: np.ndarray,
+    write: np.ndarray,
+    precedence: np.ndarray,
+    read: np.ndarray,
+    link: np.ndarray,
+    forward: np.ndarray,
+    backward: np.ndarray,
+) -> None:
+    """link = L_t, forward[:, r] = L_t w^r, backward[:, r] = L_t^T w^r (forward, backward zeroed on entry).
+
+    L_t[i, j] = (1 - w[i] - w[j]) L_{t-1}[i, j] + w[i] p_{t-1}[j] for i != j, L_t[i, i] = 0; every element of
+    link is written, so it may arrive uninitialised.
+    prev_link, link (B, N, N); keep = 1 - w, write, precedence (B, N); read, forward, backward (B, R, N).
+    """
+    batch, slots, _ = prev_link.shape
+    heads = read.shape[1]
+    for b in range(batch):
+        for i in range(slots):
+            w_i, keep_i = write[b, i], keep[b, i]
+            for j in range(slots):
+                link[b, i, j] = (keep_i - write[b, j]) * prev_link[b, i, j] + w_i * precedence[b, j]
+            link[b, i, i] = 0
+            for r in range(heads):
+                read_i = read[b, r, i]
+                total = forward[b, r, i]  # zero, in the arrays' dtype
+                for j in range(slots):
+                    value = link[b, i, j]
+                    total += value * read[b, r, j]  # f[r, i] = sum_j L[i, j] w[r, j]
+                    backward[b, r, j] += value * read_i  # b[r, j] = sum_i L[i, j] w[r, i]
+                forward[b, r, i] = total
+
+
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def link_step_backward(
+    grad_link: np.ndarray,
+    grad_forward: np.ndarray,
+    grad_backward: np.ndarray,
+    prev_link: np.ndarray,
+    keep: np.ndarray,
+    write: np.ndarray,
+    precedence: np.ndarray,
+    read: np.ndarray,
+    need_prev_link: bool,
+    grad_prev_link: np.ndarray,
+    grad_write: np.ndarray,
+    grad_precedence: np.ndarray,
+    grad_read: np.ndarray,
+) -> None:
+    """Gradients of `link_step_forward`'s inputs from those of its outputs (the vectors' zeroed on entry).
+
+    With G = dLoss/dL_t in total, G[i, j] = grad_link[i, j] + sum_r (grad_f[r, i] w^r[j] + w^r[i] grad_b[r, j])
+    for i != j and G[i, i] = 0 (L_t[i, i] is a constant):
+    dL_{t-1}[i, j] = G[i, j] (1 - w[i] - w[j]); dw[i] = sum_j G[i, j] (p[j] - L_{t-1}[i, j]) - sum_k G[k, i]
+    L_{t-1}[k, i]; dp[j] = sum_i G[i, j] w[i]; dw^r[r, j] = sum_i grad_f[r, i] L_t[i, j] + sum_k grad_b[r, k]
+    L_t[j, k]. Rows of L_t are recomputed from L_{t-1}, which is read anyway: one (B, N, N) stream less from
+    memory than reading L_t. grad_prev_link is written (every element) only if need_prev_link.
+    """
+    batch, slots, _ = prev_link.shape
+    heads = read.shape[1]
+    row = np.empty(slots, dtype=prev_link.dtype)
+    link_row = np.empty(slots, dtype=prev_link.dtype)
+    for b in range(batch):
+        for i in range(slots):
+            for j in range(slots):
+                row[j] = grad_link[b, i, j]
+            for r in range(heads):
+                grad_f_i, read_i = grad_forward[b, r, i], read[b, r, i]
+                for j in range(slots):
+                    row[j] += grad_f_i * read[b, r, j] + read_i * grad_backward[b, r, j]
+            row[i] = 0
+            w_i, keep_i = write[b, i], keep[b, i]
+            row_total = row[i]  # zero in the arrays' dtype (a literal 0.0 would be float64)
+            for j in range(slots):
+                grad, prev, decay = row[j], prev_link[b, i, j], keep_i - write[b, j]
+                row_total += grad * (precedence[b, j] - prev)
+                grad_write[b, j] -= grad * prev
+                grad_precedence[b, j] += grad * w_i
+                link_row[j] = decay * prev + w_i * precedence[b, j]
+                if need_prev_link:
+                    grad_prev_link[b, i, j] = grad * decay
+            grad_write[b, i] += row_total
+            link_row[i] = 0
+            for r in range(heads):
+                grad_f_i = grad_forward[b, r, i]
+                total = row[i]
+                for j in range(slots):
+                    value = link_row[j]
+                    grad_read[b, r, j] += grad_f_i * value
+                    total += grad_backward[b, r, j] * value
+                grad_read[b, r, i] += total
+
+
+def _references(arrays: list[np.ndarray], index: int) -> int:
+    return sys.getrefcount(arrays[index])
+
+
+# What `_references` counts for an array only the list holds (interpreter-dependent, so measured).
+_UNREFERENCED = _references([np.empty(0)], 0)
+
+
+def _free(arrays: list[np.ndarray], index: int) -> bool:
+    """Whether nothing but the list refers to arrays[index] (a local name bound to it would count too)."""
+    return _references(arrays, index) == _UNREFERENCED
+
+
+class BufferPool:
+    """Warm, uninitialised CPU tensors of one shape and dtype, reused once nothing refers to them any more.
+
+    Each tensor shares the memory of a numpy array that the pool keeps (``torch.from_numpy``), and the tensor's
+    storage holds a reference to that array until the last tensor or view using it is freed, wherever it lives
+    (a saved tensor of autograd, a state the caller kept, a gradient a hook kept). An array whose only reference
+    is the pool's is free. The pool grows to the most buffers alive at once (T + 2 over a training sequence of
+    T steps) and keeps them; asking for another shape or dtype drops the free buffers of the old one.
+    """
+
+    def __init__(self) -> None:
+        self._arrays: list[np.ndarray] = []
+        self._lock = threading.Lock()
+
+    def empty(self, shape: tuple[int, ...], dtype: torch.dtype) -> Tensor:
+        """An uninitialised C-contiguous CPU tensor of this shape and dtype (float32 or float64)."""
+        numpy_dtype = np.dtype(np.float32 if dtype == torch.float32 else np.float64)
+        arrays = self._arrays
+        with self._lock:  # the free check and the new reference (from_numpy) happen together
+            for k in reversed(range(len(arrays))):
+                if (arrays[k].shape != shape or arrays[k].dtype != numpy_dtype) and _free(arrays, k):
+                    del arrays[k]
+            # The most recently handed out free buffer first: likely still in the cache (in backward, the
+            # gradient buffer of two steps later, so two buffers take turns).
+            for k in reversed(range(len(arrays))):
+                if arrays[k].shape == shape and _free(arrays, k):
+                    arrays.append(arrays.pop(k))
+                    break
+            else:
+                arrays.append(np.empty(shape, dtype=numpy_dtype))
+            return torch.from_numpy(arrays[-1])
+
+    def __len__(self) -> int:
+        return len(self._arrays)
+
+
+LINK_BUFFERS = BufferPool()
