@@ -10,11 +10,13 @@ What the loop owns, so that no trainer writes it again:
   ``load_state_dict``, NumPy and torch generators), torch's global CPU and CUDA generators, the curve and the stage
   timer are checkpointed together, atomically, every ``checkpoint_seconds`` (and every ``checkpoint_every`` steps
   when given) and at the end; a killed run started again continues exactly where the last checkpoint left it (same
-  draws, same curve rows). ``max_train_seconds`` stops a run, checkpointed, once its steps have used that much time
-  (over all its resumptions): started again with a larger limit it continues.
+  draws, same curve rows). Without a checkpointer (``None``) the run lives in memory only. ``max_train_seconds``
+  stops a run, checkpointed, once its steps have used that much time (over all its resumptions): started again
+  with a larger limit it continues.
 - **the curve**: each ``eval_every`` steps one row holds the step (named ``step_key``, e.g. ``generation``), the
   mean of the step function's numbers since the last row, the evaluation hook's numbers and the wall seconds since
-  the run began; ``on_row`` sees each row (to rewrite a CSV, say).
+  the run began; ``on_row`` sees each row (to rewrite a CSV, say). A number that not every step of a row returned
+  (one not defined yet, as a mean return before the first episode ends) is left out of that row.
 - **progress**: a live bar or periodic log lines, and TensorBoard scalars with ``tensorboard=<folder>``
   (:mod:`dreamlab.progress`).
 - **numeric health**: a non-finite number from the step function stops the run naming it and the step, and the
@@ -23,7 +25,7 @@ What the loop owns, so that no trainer writes it again:
 A checkpoint written before its trainer ran on this loop lacks the loop's own bookkeeping; the loop refuses it,
 unless the trainer passes ``from_legacy``, a function that returns such a checkpoint with every object, the step
 and the curve, because the trainer saved all its state and its draws never came from torch's global generator:
-then the timer starts from zero and the global generator is left as it is.
+then the global generator is left as it is and the timer starts from zero (unless ``from_legacy`` gives one).
 """
 
 from __future__ import annotations
@@ -43,7 +45,6 @@ from dreamlab.results import CurveLog, StageTimer
 from dreamlab.runs import NonFiniteError, check_finite_module
 
 StepFunction = Callable[[int], Mapping[str, float]]
-_LOOP_BOOKKEEPING = frozenset({"timer", "window", "torch_rng"})  # what only checkpoints written by the loop hold
 Hook = Callable[[int], Mapping[str, Any]]
 
 
@@ -52,7 +53,7 @@ class TrainingLoop:
 
     def __init__(
         self,
-        checkpointer: Checkpointer,
+        checkpointer: Checkpointer | None,
         objects: Mapping[str, Any],
         *,
         steps: int,
@@ -83,16 +84,16 @@ class TrainingLoop:
         self.curve, self.timer = CurveLog(), StageTimer()
         self.window: list[dict[str, float]] = []  # the step function's numbers since the last curve row
         self.step = self._restore(map_location, from_legacy)
-        if 0 < self.step < self.steps:
+        if checkpointer is not None and 0 < self.step < self.steps:
             print(f"{desc}: resumed at {step_key} {self.step}/{self.steps} from {checkpointer.path}", flush=True)
 
     def _restore(self, map_location: str | torch.device, from_legacy: Callable[[dict], dict] | None) -> int:
-        saved = self.checkpointer.load(map_location)
+        saved = None if self.checkpointer is None else self.checkpointer.load(map_location)
         if saved is None:
             return 0
-        if from_legacy is not None and _LOOP_BOOKKEEPING.isdisjoint(saved):
-            saved = {**from_legacy(saved), "torch_rng": torch.get_rng_state(), "timer": {}, "window": []}
-        missing = sorted({"step", "curve", *_LOOP_BOOKKEEPING, *self.objects} - set(saved))
+        if from_legacy is not None and "window" not in saved:  # only the loop writes a window
+            saved = {"torch_rng": torch.get_rng_state(), "timer": {}, "window": [], **from_legacy(saved)}
+        missing = sorted({"step", "curve", "timer", "window", "torch_rng", *self.objects} - set(saved))
         if missing:
             raise CheckpointError(
                 f"{self.checkpointer.path} lacks {', '.join(missing)}: it was written before this training loop "
@@ -110,7 +111,10 @@ class TrainingLoop:
         return int(saved["step"])
 
     def save(self) -> None:
-        """Checkpoint every object, the generators, the curve, the timer and the step, atomically."""
+        """Checkpoint every object, the generators, the curve, the timer and the step, atomically (without a
+        checkpointer: nothing)."""
+        if self.checkpointer is None:
+            return
         state = {name: state_of(obj) for name, obj in self.objects.items()}
         state["torch_rng"] = torch.get_rng_state()
         if torch.cuda.is_available() and torch.cuda.is_initialized():

@@ -178,18 +178,29 @@ def _parse_cell(text: str) -> float | str:
 
 
 class StageTimer:
-    """Wall seconds per named stage, accumulated across resumed runs."""
+    """Wall seconds per named stage, accumulated across resumed runs.
+
+    Stages may nest: a stage's seconds are its own, without those of the stages opened inside it (the training
+    loop's ``train`` holds what a step does outside its trainer's ``collect`` and ``update``), so the stages add up
+    to the wall time and :attr:`total` counts no second twice.
+    """
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
+        self._inner: list[float] = []  # per open stage, the seconds of the stages closed inside it
 
     @contextlib.contextmanager
     def stage(self, name: str) -> Iterator[None]:
         start = time.perf_counter()
+        self._inner.append(0.0)
         try:
             yield
         finally:
-            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+            elapsed = time.perf_counter() - start
+            inner = self._inner.pop()
+            self.seconds[name] = self.seconds.get(name, 0.0) + elapsed - inner
+            if self._inner:
+                self._inner[-1] += elapsed
 
     @property
     def total(self) -> float:

@@ -39,7 +39,7 @@ def plot_curves(rows: list[dict], title: str):
     fig, axes = plt.subplots(2, 3, figsize=(13, 6.5))
     steps = [row["env_steps"] / 1e6 for row in rows]
     for ax, (key, label) in zip(axes.flat, CURVE_PANELS, strict=True):
-        ax.plot(steps, [row[key] for row in rows])
+        ax.plot(steps, [row.get(key, np.nan) for row in rows])  # a return is undefined before the first episode
         ax.set_title(label, fontsize=10)
         ax.set_xlabel("env steps (millions)")
         if key.startswith(("value_loss", "predictor")):

@@ -132,7 +132,7 @@ RESUMABLE = {
     "rnd_pixelcopter": (
         ["--total_env_steps", "65", "--eval_episodes", "1", "--eval_max_episode_steps", "10"],
         ["--total_env_steps", "300", "--eval_episodes", "1", "--eval_max_episode_steps", "10"],
-        ("state", "policy"),
+        ("state", "agent", "policy"),
     ),
 }
 

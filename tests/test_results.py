@@ -11,7 +11,7 @@ import torch
 
 from dreamlab import results_index
 from dreamlab.config import RESULTS_DIR, RunConfig, committed_results_dir, make_config, parse_config
-from dreamlab.results import write_result
+from dreamlab.results import StageTimer, write_result
 from dreamlab.runs import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -143,3 +143,15 @@ def test_index_names_each_result_its_numbers_and_its_own_figures(tmp_path):
     assert "a **1.5**, c **x**, d **2**, e **3**" in bg0 and "f **4**" not in bg0
     assert "other files: [table.md](gan/table.md)" in bg0
     assert results_index.write_index(tmp_path).read_text() == text
+
+
+def test_nested_stages_count_each_second_once(monkeypatch):
+    clock = iter([0.0, 1.0, 4.0, 5.0, 7.0, 10.0])  # train opens at 0; collect 1-4; update 5-7; train closes at 10
+    monkeypatch.setattr("dreamlab.results.time.perf_counter", lambda: next(clock))
+    timer = StageTimer()
+    with timer.stage("train"):
+        with timer.stage("collect"):
+            pass
+        with timer.stage("update"):
+            pass
+    assert timer.seconds == {"collect": 3.0, "update": 2.0, "train": 5.0} and timer.total == 10.0

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import math
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -27,7 +28,7 @@ import torch
 from dreamlab.checkpoint import Checkpointer
 from dreamlab.config import make_config
 from dreamlab.grad_monitor import GradientMonitor, check_finite
-from dreamlab.progress import track
+from dreamlab.loop import TrainingLoop
 from dreamlab.results import CurveLog, StageTimer
 from dreamlab.rnd.config import PRESETS, RNDConfig
 from dreamlab.rnd.environment import (
@@ -115,10 +116,10 @@ class RNDPPO:
         self.extrinsic_normalizer = (
             RewardNormalizer(config.num_envs, config.gamma_ext) if config.normalize_extrinsic else None
         )
-        self.curves = CurveLog()
+        self.curves = CurveLog()  # from the first learn on, its training loop's curve and timer
         self.timer = StageTimer()
+        self._loop: TrainingLoop | None = None
         self.env_steps = 0
-        self.updates = 0
         self.episodes = 0
         self.recent_returns: collections.deque[float] = collections.deque(maxlen=RECENT_EPISODES)
         self.recent_lengths: collections.deque[int] = collections.deque(maxlen=RECENT_EPISODES)
@@ -375,60 +376,75 @@ class RNDPPO:
         callback: Callable[[dict[str, Any]], None] | None = None,
         tensorboard: str | os.PathLike | None = None,
     ) -> RNDPPO:
-        """Train until ``env_steps`` (random-policy initialisation steps included) reaches ``total_env_steps``.
+        """Train until ``env_steps`` (random-policy initialisation steps included) reaches ``total_env_steps``: one
+        PPO iteration (collect a rollout, update) per step of :class:`dreamlab.loop.TrainingLoop`.
 
-        With a checkpointer the full state is saved every ``checkpoint_every`` updates and at the end; ``callback``
-        receives each update's curve row. Progress (a bar, or log lines when not on a terminal) follows the curve
-        in env steps, and with ``tensorboard`` (a folder) each row is also written there (:mod:`dreamlab.progress`).
-
-        Not :class:`dreamlab.loop.TrainingLoop`: a row's ``extrinsic_return`` is NaN until the first episode ends,
-        which that loop's numeric-health check rightly refuses; the budget is env steps, not a count of steps
-        known before the observation normaliser's random-policy steps are taken; and the agent's own
-        ``state_dict`` (environments mid-episode, normalisers, collector) is the checkpoint that
-        :class:`RNDPPO`'s users and the env-exact resume tests rely on.
+        With a checkpointer the run resumes from its checkpoint, if there is one, and saves every
+        ``checkpoint_every`` updates and at the end; without one it trains in memory, and a later ``learn``
+        continues it. ``callback`` receives each update's curve row. Progress shows as a bar (or log lines when not
+        on a terminal), and with ``tensorboard`` (a folder) each row is also written there (:mod:`dreamlab.progress`).
         """
-        total = self.config.total_env_steps if total_env_steps is None else total_env_steps
+        cfg = self.config
+        total = cfg.total_env_steps if total_env_steps is None else total_env_steps
+        per_update, init_steps = cfg.num_envs * cfg.rollout_steps, cfg.num_envs * cfg.obs_norm_init_steps
+        updates = max(0, -(-(total - init_steps) // per_update))  # env_steps = init_steps + updates * per_update
+        loop = self._training_loop(checkpointer, tensorboard, updates)
         if self.obs_normalizer.stats.count == 0:
             with self.timer.stage("obs_norm_init"):
                 self.initialize_observation_normalizer()
         if not self._collector_ready:
-            self._start_episodes(self.config.seed + self.updates)
-        progress = track(
-            self.curves, "PPO+RND", total, step_key="env_steps", initial=self.env_steps, tensorboard=tensorboard
-        )
-        with progress:
-            while self.env_steps < total:
-                started = time.perf_counter()
-                with self.timer.stage("collect"):
-                    rollout = self.collect_rollout()
-                    self.compute_intrinsic_rewards(rollout)
-                with self.timer.stage("update"):
-                    stats = self.update(rollout)
-                self.updates += 1
-                row = self._curve_row(rollout, stats, rollout.dones.size / (time.perf_counter() - started))
-                self.curves.append(**row)
-                if callback is not None:
-                    callback(row)
-                if checkpointer is not None and self.updates % self.config.checkpoint_every == 0:
-                    with self.timer.stage("checkpoint"):
-                        checkpointer.save(self.state_dict())
-        if checkpointer is not None:
-            checkpointer.save(self.state_dict())
+            self._start_episodes(cfg.seed + self.updates)
+        if updates > loop.step:
+            loop.run(self._iteration, on_row=callback)
         return self
 
-    def _curve_row(self, rollout: Rollout, stats: Mapping[str, float], steps_per_second: float) -> dict[str, Any]:
-        recent = bool(self.recent_returns)
+    def _training_loop(
+        self, checkpointer: Checkpointer | None, tensorboard: str | os.PathLike | None, updates: int
+    ) -> TrainingLoop:
+        """This agent's training loop under ``checkpointer`` (restored from it), kept for a later ``learn``."""
+        previous = self._loop
+        if previous is None or previous.checkpointer is not checkpointer:
+            loop = TrainingLoop(
+                checkpointer,
+                {"agent": self},
+                steps=max(1, updates),
+                eval_every=1,
+                desc="PPO+RND",
+                step_key="update",
+                checkpoint_seconds=math.inf,  # saves every checkpoint_every updates instead
+                checkpoint_every=self.config.checkpoint_every,
+                check_modules={"policy": self.policy, "RND networks": self.rnd},
+                map_location=self.device,
+                from_legacy=_checkpoint_before_the_loop,
+            )
+            if previous is not None and loop.step == 0:  # nothing to resume: go on from this agent's training
+                loop.step, loop.curve, loop.timer = previous.step, previous.curve, previous.timer
+            self._loop, self.curves, self.timer = loop, loop.curve, loop.timer
+        self._loop.steps, self._loop.tensorboard = max(1, updates), tensorboard
+        return self._loop
+
+    @property
+    def updates(self) -> int:
+        """PPO iterations done (the training loop's step)."""
+        return 0 if self._loop is None else self._loop.step
+
+    def _iteration(self, update: int) -> dict[str, float]:
+        """Algorithm 1's loop body: collect a rollout and its intrinsic rewards, then update; the curve's numbers."""
+        started = time.perf_counter()
+        with self.timer.stage("collect"):
+            rollout = self.collect_rollout()
+            self.compute_intrinsic_rewards(rollout)
+        with self.timer.stage("update"):
+            stats = self.update(rollout)
+        numbers: dict[str, float] = {"env_steps": self.env_steps, "episodes": self.episodes}
+        if self.recent_returns:  # undefined until the first episode ends: such rows leave them out
+            numbers.update(extrinsic_return=np.mean(self.recent_returns), episode_length=np.mean(self.recent_lengths))
         return {
-            "update": self.updates,
-            "env_steps": self.env_steps,
-            "wall_seconds": round(self.timer.total, 2),
-            "episodes": self.episodes,
-            "extrinsic_return": float(np.mean(self.recent_returns)) if recent else float("nan"),
-            "episode_length": float(np.mean(self.recent_lengths)) if recent else float("nan"),
+            **numbers,
             "intrinsic_reward": float(rollout.intrinsic_rewards.mean()),
             "intrinsic_reward_raw": float(rollout.intrinsic_rewards_raw.mean()),
-            **{key: float(value) for key, value in stats.items()},
-            "steps_per_second": round(steps_per_second, 1),
+            **stats,
+            "steps_per_second": round(rollout.dones.size / (time.perf_counter() - started), 1),
         }
 
     # ----------------------------------------------------------------------------------------- evaluation
@@ -491,7 +507,8 @@ class RNDPPO:
 
     # --------------------------------------------------------------------------------------- checkpoints
     def state_dict(self) -> dict[str, Any]:
-        """Everything a resumed run needs to continue as if never stopped."""
+        """Everything of the agent a resumed run needs to continue as if never stopped (its training loop keeps
+        the update count, the curve and the timer beside it)."""
         state: dict[str, Any] = {
             "policy": self.policy.state_dict(),
             "rnd": self.rnd.state_dict(),
@@ -506,12 +523,9 @@ class RNDPPO:
             ),
             "rng": self.rng.bit_generator.state,
             "env_steps": self.env_steps,
-            "updates": self.updates,
             "episodes": self.episodes,
             "recent_returns": list(self.recent_returns),
             "recent_lengths": list(self.recent_lengths),
-            "curves": self.curves.state_dict(),
-            "timer": self.timer.state_dict(),
         }
         env_state = getattr(self.envs, "state_dict", None)
         if self._collector_ready and env_state is not None:
@@ -536,11 +550,9 @@ class RNDPPO:
         if self.extrinsic_normalizer is not None:
             self.extrinsic_normalizer.load_state_dict(state["extrinsic_normalizer"])
         self.rng.bit_generator.state = state["rng"]
-        self.env_steps, self.updates, self.episodes = state["env_steps"], state["updates"], state["episodes"]
+        self.env_steps, self.episodes = state["env_steps"], state["episodes"]
         self.recent_returns = collections.deque(state["recent_returns"], maxlen=RECENT_EPISODES)
         self.recent_lengths = collections.deque(state["recent_lengths"], maxlen=RECENT_EPISODES)
-        self.curves.load_state_dict(state["curves"])
-        self.timer.load_state_dict(state["timer"])
         if "environment" in state and hasattr(self.envs, "load_state_dict"):
             self.envs.load_state_dict(state["environment"])
             collector = state["collector"]
@@ -557,3 +569,9 @@ class RNDPPO:
 
     def close(self) -> None:
         self.envs.close()
+
+
+def _checkpoint_before_the_loop(saved: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint of :class:`RNDPPO` from before it trained on the training loop: the agent's state held its
+    update count, curve and timer."""
+    return {"agent": saved, "step": int(saved["updates"]), "curve": saved["curves"], "timer": saved["timer"]}

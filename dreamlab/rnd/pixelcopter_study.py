@@ -22,7 +22,7 @@ from dreamlab.progress import tensorboard_dir
 from dreamlab.results import CurveLog, write_result
 from dreamlab.rnd.agent import RNDPPO
 from dreamlab.rnd.config import EVAL_POLICIES, RNDConfig
-from dreamlab.runs import check_finite_module, run_directory
+from dreamlab.runs import run_directory
 
 # (results folder, result name, config, training curves, the recorded evaluation episode's frames)
 Figures = Callable[[Path, str, RNDConfig, CurveLog, list[np.ndarray]], None]
@@ -32,12 +32,6 @@ def default_name(config: RNDConfig) -> str:
     """ext_int or int_only (by whether the extrinsic reward counts), smoke_-prefixed for the smoke preset."""
     stream = "ext_int" if config.extrinsic_coef > 0 else "int_only"
     return stream if config.preset != "smoke" else f"smoke_{stream}"
-
-
-def check_agent_finite(agent: RNDPPO, when: str) -> None:
-    """Stop on NaN or infinite weights in the policy or the RND predictor (after loading, after training)."""
-    check_finite_module(agent.policy, f"policy of {when}")
-    check_finite_module(agent.rnd, f"RND networks of {when}")
 
 
 def run(config: RNDConfig, figures: Figures | None = None) -> dict[str, Any]:
@@ -52,15 +46,11 @@ def run(config: RNDConfig, figures: Figures | None = None) -> dict[str, Any]:
 
 
 def _run(config: RNDConfig, name: str, run_dir: Path, out: Path, figures: Figures | None) -> dict[str, Any]:
-    checkpointer = Checkpointer(run_dir, config)
     agent = RNDPPO(config.env_id, config)
-    state = checkpointer.load()
-    if state is not None:
-        agent.load_state_dict(state)
-        check_agent_finite(agent, f"checkpoint {checkpointer.path}")
-        print(f"resumed {run_dir} at {agent.env_steps} env steps, update {agent.updates}", flush=True)
-    agent.learn(config.total_env_steps, checkpointer=checkpointer, tensorboard=tensorboard_dir(config, run_dir))
-    check_agent_finite(agent, f"the agent at {agent.env_steps} env steps")
+    # Resumes from the run's checkpoint; the loop checks the networks finite when loaded and when trained.
+    agent.learn(
+        config.total_env_steps, checkpointer=Checkpointer(run_dir, config), tensorboard=tensorboard_dir(config, run_dir)
+    )
 
     agent.curves.to_csv(out / f"{name}_pixelcopter_curves.csv")
 
@@ -92,7 +82,9 @@ def _run(config: RNDConfig, name: str, run_dir: Path, out: Path, figures: Figure
         "obs_norm_init_env_steps": config.num_envs * config.obs_norm_init_steps,
         "updates": agent.updates,
         "train_episodes": agent.episodes,
-        "final_train_return_last100": agent.curves.rows[-1]["extrinsic_return"] if agent.curves.rows else math.nan,
+        "final_train_return_last100": agent.curves.rows[-1].get("extrinsic_return", math.nan)
+        if agent.curves.rows
+        else math.nan,
     }
     path = write_result(
         "rnd",
