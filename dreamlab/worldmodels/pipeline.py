@@ -35,7 +35,7 @@ from dreamlab.config import RunConfig, config_dict, in_range, non_negative, posi
 from dreamlab.files import atomic_write_json
 from dreamlab.parallel import WorkerPool
 from dreamlab.progress import tensorboard_dir
-from dreamlab.results import StageTimer, write_result
+from dreamlab.results import CurveLog, StageTimer, write_result
 from dreamlab.runs import NonFiniteError, UserError, run_directory
 from dreamlab.runtime import resolve_device, resolve_dtype, seed_everything, set_threads
 from dreamlab.worldmodels.controller import LinearController
@@ -49,7 +49,7 @@ from dreamlab.worldmodels.plots import (
     save_reconstructions,
 )
 from dreamlab.worldmodels.provenance import StageCheckpointer, data_dir_lock, fingerprint
-from dreamlab.worldmodels.real import agent_spec, evaluate_real, real_population_returns
+from dreamlab.worldmodels.real import AgentSpec, agent_spec, evaluate_real, real_population_returns
 from dreamlab.worldmodels.rollouts import collect_rollouts, load_rollout
 from dreamlab.worldmodels.tasks import get_task
 from dreamlab.worldmodels.training import (
@@ -503,7 +503,7 @@ def _run(config: WorldModelsConfig, name: str, run_dir: Path, out_dir: Path) -> 
                 tensorboard=tensorboard,
                 log=log,
             )
-            c_curve = evolution.curve
+            curves = {"c": evolution.curve, "v": vae_curve, "m": m_curve}
             if config.final_controller == "best_check":
                 final_generation, final_params = evolution.best_checked()
             else:
@@ -512,37 +512,66 @@ def _run(config: WorldModelsConfig, name: str, run_dir: Path, out_dir: Path) -> 
                 raise NonFiniteError(f"C's controller of generation {final_generation} is NaN or infinite")
 
         with stage("evaluate"):
-            evaluation = checkpointer("evaluation.pt")
-            saved = evaluation.load()
-            tested = fingerprint(vae, model, final_params)  # the agent: a re-trained V, M or C is tested again
-            stale = saved is None or len(saved["returns"]) != config.final_episodes
-            if stale or saved["generation"] != final_generation or saved.get("agent") != tested:
-                seeds = episode_seeds(FINAL_SEED_BASE, 0, 0, config.final_episodes)
-                results = evaluate_real(
-                    agent, final_params, seeds, pool, max_steps, True, config.games_per_worker, env_options
-                )
-                saved = {
-                    "returns": np.asarray([r.episode_return for r in results]),
-                    "steps": np.asarray([r.steps for r in results]),
-                    "frames": results[0].frames,
-                    "generation": final_generation,
-                    "agent": tested,
-                }
-                evaluation.save(saved)
-            returns = saved["returns"]
+            # The agent's fingerprint: a re-trained V, M or C is tested again.
+            tested = fingerprint(vae, model, final_params)
+            saved = _final_test(
+                config,
+                checkpointer("evaluation.pt"),
+                agent,
+                (final_params, final_generation, tested),
+                pool,
+                env_options,
+            )
 
-    # Figures, curves and the result file.
-    save_episode_gif(saved["frames"], out_dir / f"{name}_real_episode.gif")
-    if dream is not None:
-        _, dream_z = dream.returns(torch.as_tensor(final_params)[None], 1, seed=config.seed + 1, record=True)
-        save_episode_gif(decode_frames(vae, dream_z), out_dir / f"{name}_dream_episode.gif")
-    c_curve.to_csv(out_dir / f"{name}_curve.csv")
-    vae_curve.to_csv(out_dir / f"{name}_vae_curve.csv")
-    m_curve.to_csv(out_dir / f"{name}_m_curve.csv")
-    save_controller_curve(c_curve, out_dir / f"{name}_curve.png", config.train_in, SOLVED.get(config.task))
-    lengths = data.lengths
-    last_c = c_curve.rows[-1] if c_curve.rows else {}
-    metrics = {
+    metrics = _metrics(config, saved["returns"], data.lengths, es, final_generation, controller, curves)
+    result = _write_outputs(config, name, out_dir, log, saved, metrics, curves, vae, dream, final_params)
+    paths = {"run_dir": str(run_dir), "data_dir": str(data_dir), "figures": str(out_dir / name)}
+    return {"result": str(result), **paths, **metrics}
+
+
+def _final_test(
+    config: WorldModelsConfig,
+    evaluation: Checkpointer,
+    agent: AgentSpec,
+    controller: tuple[np.ndarray, int, str],
+    pool: WorkerPool,
+    env_options: dict,
+) -> dict:
+    """The tested ``controller`` (parameters, generation, the agent's fingerprint) plays ``config.final_episodes``
+    full real episodes on the final test's own seeds, disjoint from every seed of training and selection; they are
+    kept in ``evaluation`` and played again only when the agent changed. Returns the returns, steps, the first
+    episode's frames, the generation and the fingerprint."""
+    final_params, final_generation, tested = controller
+    saved = evaluation.load()
+    stale = saved is None or len(saved["returns"]) != config.final_episodes
+    if stale or saved["generation"] != final_generation or saved.get("agent") != tested:
+        max_steps = config.max_steps or get_task(config.task).max_episode_steps
+        seeds = episode_seeds(FINAL_SEED_BASE, 0, 0, config.final_episodes)
+        results = evaluate_real(agent, final_params, seeds, pool, max_steps, True, config.games_per_worker, env_options)
+        saved = {
+            "returns": np.asarray([r.episode_return for r in results]),
+            "steps": np.asarray([r.steps for r in results]),
+            "frames": results[0].frames,
+            "generation": final_generation,
+            "agent": tested,
+        }
+        evaluation.save(saved)
+    return saved
+
+
+def _metrics(
+    config: WorldModelsConfig,
+    returns: np.ndarray,
+    rollout_lengths: np.ndarray,
+    es: CMAES,
+    final_generation: int,
+    controller: LinearController,
+    curves: dict[str, CurveLog],
+) -> dict:
+    """The result's metrics: the final test's returns, how C was trained and chosen, the data, V's and M's last
+    losses."""
+    last_c, last_v, last_m = (curves[k].rows[-1] if curves[k].rows else {} for k in ("c", "v", "m"))
+    return {
         "real_mean": float(returns.mean()),
         "real_std": float(returns.std()),
         "real_episode_returns": [float(r) for r in returns],
@@ -555,13 +584,35 @@ def _run(config: WorldModelsConfig, name: str, run_dir: Path, out_dir: Path) -> 
         "final_controller_generation": final_generation,
         "controller_params": controller.n_params,
         "final_population_mean_score": last_c.get("mean_score"),
-        "random_rollouts": len(lengths),
-        "random_rollout_steps": int(lengths.sum()),
-        "random_rollout_mean_return": float(lengths.mean()) if config.task == "doom" else None,
-        "vae_final_loss": vae_curve.rows[-1]["loss"] if vae_curve.rows else None,
-        "m_final_z_nll": m_curve.rows[-1]["z_nll"] if m_curve.rows else None,
-        "m_final_done_bce": m_curve.rows[-1]["done_bce"] if m_curve.rows else None,
+        "random_rollouts": len(rollout_lengths),
+        "random_rollout_steps": int(rollout_lengths.sum()),
+        "random_rollout_mean_return": float(rollout_lengths.mean()) if config.task == "doom" else None,
+        "vae_final_loss": last_v.get("loss"),
+        "m_final_z_nll": last_m.get("z_nll"),
+        "m_final_done_bce": last_m.get("done_bce"),
     }
+
+
+def _write_outputs(
+    config: WorldModelsConfig,
+    name: str,
+    out_dir: Path,
+    log: _StageLog,
+    tested: dict,
+    metrics: dict,
+    curves: dict[str, CurveLog],
+    vae: ConvVAE,
+    dream: Dream | None,
+    final_params: np.ndarray,
+) -> Path:
+    """GIFs of the final test's first episode (and of a dream), the curves as CSV and figure, the result file."""
+    save_episode_gif(tested["frames"], out_dir / f"{name}_real_episode.gif")
+    if dream is not None:
+        _, dream_z = dream.returns(torch.as_tensor(final_params)[None], 1, seed=config.seed + 1, record=True)
+        save_episode_gif(decode_frames(vae, dream_z), out_dir / f"{name}_dream_episode.gif")
+    for key, suffix in (("c", "curve"), ("v", "vae_curve"), ("m", "m_curve")):
+        curves[key].to_csv(out_dir / f"{name}_{suffix}.csv")
+    save_controller_curve(curves["c"], out_dir / f"{name}_curve.png", config.train_in, SOLVED.get(config.task))
     result = write_result(
         "worldmodels",
         name,
@@ -574,9 +625,9 @@ def _run(config: WorldModelsConfig, name: str, run_dir: Path, out_dir: Path) -> 
     )
     log.save()
     print(
-        f"{config.task}: real score {returns.mean():.1f} +- {returns.std():.1f} over {len(returns)} episodes "
-        f"(C trained in the {config.train_in}; the mean of generation {final_generation} of {es.generation})"
+        f"{config.task}: real score {metrics['real_mean']:.1f} +- {metrics['real_std']:.1f} over "
+        f"{metrics['episodes']} episodes (C trained in the {config.train_in}; the mean of generation "
+        f"{metrics['final_controller_generation']} of {metrics['generations']})"
     )
     print(f"result: {result}\nfigures, GIFs and curves: {out_dir}/{name}_*")
-    paths = {"run_dir": str(run_dir), "data_dir": str(data_dir), "figures": str(out_dir / name)}
-    return {"result": str(result), **paths, **metrics}
+    return result
