@@ -5,6 +5,7 @@ import itertools
 import pytest
 import torch
 
+from dreamlab.dnc import temporal_links
 from dreamlab.dnc.link_kernels import BufferPool
 from dreamlab.dnc.temporal_links import (
     TemporalLinkage,
@@ -131,28 +132,47 @@ def test_buffer_pool_reuses_a_buffer_only_once_nothing_refers_to_it():
     assert len(pool) == 1 and other.dtype == torch.float64 and other.shape == (4, 3, 3)
 
 
-def test_links_of_a_sequence_stay_distinct_and_buffers_are_reused_across_sequences():
-    inputs = random_inputs(batch=2, slots=5, heads=2, dtype=torch.float32, seed=8)
+def test_a_training_sequence_reuses_warm_buffers_and_its_links_stay_distinct(monkeypatch):
+    """Every L_t of a sequence is its own buffer; once a backward is done, the next sequence allocates none,
+    although the first step's L_{t-1} (the initial state) needs no gradient."""
+    pool = BufferPool()
+    monkeypatch.setattr(temporal_links, "LINK_BUFFERS", pool)
+    inputs = [t.float() for t in random_inputs(batch=3, slots=5, heads=2, seed=8)]
 
     def unroll():
-        link, links = torch.zeros(2, 5, 5), []
+        link, addresses, values = torch.zeros(3, 5, 5), set(), []
         leaves = [t.clone().requires_grad_() for t in inputs[1:]]
         for _ in range(4):
             link, forward, _ = dense_link_step(link, *leaves)
-            links.append(link)
-        (forward.sum() + link.sum()).backward()
-        return links, leaves[0].grad
+            addresses.add(link.data_ptr())
+            values.append(link.detach().clone())
+        (forward.sum() + link.square().sum()).backward()
+        return len(addresses), [*values, *(leaf.grad for leaf in leaves)]
 
-    links, grad = unroll()
-    assert len({link.data_ptr() for link in links}) == 4
-    copies = [link.detach().clone() for link in links]
-    addresses = {link.data_ptr() for link in links}
-    del links
-    links_again, grad_again = unroll()
-    assert {link.data_ptr() for link in links_again} & addresses  # warm buffers came back
-    for link, copy in zip(links_again, copies, strict=True):
-        torch.testing.assert_close(link.detach(), copy, rtol=0, atol=0)
-    torch.testing.assert_close(grad_again, grad, rtol=0, atol=0)
+    distinct, results = unroll()
+    allocations = pool.allocations
+    assert distinct == 4
+    _, results_again = unroll()
+    assert pool.allocations == allocations
+    for ours, theirs in zip(results, results_again, strict=True):
+        torch.testing.assert_close(ours, theirs, rtol=0, atol=0)
+
+
+def test_threads_split_the_batch_without_changing_a_bit():
+    inputs = [t.float() for t in random_inputs(batch=5, slots=9, heads=3, seed=9)]
+    weights = [torch.randn_like(t) for t in reference_link_step(*inputs)]
+    results, threads = [], torch.get_num_threads()
+    try:
+        for count in (1, 2):
+            torch.set_num_threads(count)
+            leaves = [t.clone().requires_grad_() for t in inputs]
+            outputs = dense_link_step(*leaves)
+            loss = sum((w * out).sum() for w, out in zip(weights, outputs, strict=True))
+            results.append((*outputs, *torch.autograd.grad(loss, leaves)))
+    finally:
+        torch.set_num_threads(threads)
+    for ours, theirs in zip(*results, strict=True):
+        torch.testing.assert_close(ours, theirs, rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("needs", [(0,), (1,), (2,), (3,), (0, 3), (1, 2)])

@@ -4,8 +4,8 @@ Each kernel makes one pass over the (B, N, N) link matrix, a row at a time: the 
 total gradient (backward) is formed once, while it is in the L1 cache, and every product that needs it (the
 read weightings f_t, b_t; the gradients of w^w, p_{t-1}, w^r_{t-1} and L_{t-1}) is accumulated from it. In
 torch the same step is ~13 element-wise passes over 4 MB tensors plus skinny (B, R, N) x (B, N, N) products
-that BLAS runs far below peak. Rows are independent but for the column sums, so the loops stay serial: the
-caller runs them with the GIL released, and the batch is small.
+that BLAS runs far below peak. The kernels release the GIL; :func:`run_split` runs them on slices of the batch
+in as many threads as torch uses (the batch elements are independent, so the results do not depend on it).
 
 The (B, N, N) outputs come from :class:`BufferPool`: on a CPU a fresh 4 MB tensor costs more than the whole
 kernel (the pages are unmapped and the kernel faults and zeroes each one: ~2 ms per 4 MB on the machine of
@@ -18,8 +18,11 @@ the vectors) must arrive zeroed. Compiled on first use per dtype and cached next
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
@@ -148,6 +151,7 @@ class BufferPool:
     def __init__(self) -> None:
         self._arrays: list[np.ndarray] = []
         self._lock = threading.Lock()
+        self.allocations = 0  # arrays allocated so far: constant once a workload's buffers are all warm
 
     def empty(self, shape: tuple[int, ...], dtype: torch.dtype) -> Tensor:
         """An uninitialised C-contiguous CPU tensor of this shape and dtype (float32 or float64)."""
@@ -165,6 +169,7 @@ class BufferPool:
                     break
             else:
                 arrays.append(np.empty(shape, dtype=numpy_dtype))
+                self.allocations += 1
             return torch.from_numpy(arrays[-1])
 
     def __len__(self) -> int:
@@ -172,3 +177,42 @@ class BufferPool:
 
 
 LINK_BUFFERS = BufferPool()
+
+
+class _Workers(threading.local):
+    """A thread pool for `run_split`, made again in a forked child (whose copy has no live threads)."""
+
+    executor: ThreadPoolExecutor | None = None
+    pid: int | None = None
+    size: int = 0
+
+    def get(self, size: int) -> ThreadPoolExecutor:
+        if self.executor is None or self.pid != os.getpid() or self.size < size:
+            self.executor = ThreadPoolExecutor(max_workers=size, thread_name_prefix="dnc-links")
+            self.pid, self.size = os.getpid(), size
+        return self.executor
+
+
+_WORKERS = _Workers()
+
+
+def run_split(kernel: Callable[..., None], *args: np.ndarray | bool) -> None:
+    """kernel(*args) over the batch (the first dim of every array) split into torch.get_num_threads() slices.
+
+    One slice runs on the calling thread, the others on pool threads; the kernels release the GIL. Empty
+    arrays (a gradient not asked for) pass whole.
+    """
+    batch = next(a.shape[0] for a in args if isinstance(a, np.ndarray))
+    threads = min(torch.get_num_threads(), batch)
+    if threads == 1:
+        kernel(*args)
+        return
+    bounds = [batch * k // threads for k in range(threads + 1)]
+
+    def part(k: int) -> list[np.ndarray | bool]:
+        return [a[bounds[k] : bounds[k + 1]] if isinstance(a, np.ndarray) and a.size else a for a in args]
+
+    pending = [_WORKERS.get(threads - 1).submit(kernel, *part(k)) for k in range(1, threads)]
+    kernel(*part(0))
+    for future in pending:
+        future.result()

@@ -23,7 +23,7 @@ import torch
 from torch import Tensor, nn
 from torch.autograd.function import FunctionCtx, once_differentiable
 
-from dreamlab.dnc.link_kernels import LINK_BUFFERS, link_step_backward, link_step_forward
+from dreamlab.dnc.link_kernels import LINK_BUFFERS, link_step_backward, link_step_forward, run_split
 
 
 class TopKLinks(NamedTuple):
@@ -117,7 +117,7 @@ def _kernel_link_step(
     link = LINK_BUFFERS.empty(tuple(prev_link.shape), prev_link.dtype)
     forward_weights, backward_weights = torch.zeros_like(read), torch.zeros_like(read)
     arrays = (prev_link, 1.0 - write, write, precedence, read, link, forward_weights, backward_weights)
-    link_step_forward(*(t.numpy() for t in arrays))
+    run_split(link_step_forward, *(t.numpy() for t in arrays))
     return link, forward_weights, backward_weights
 
 
@@ -144,11 +144,14 @@ def _kernel_link_step_backward(
     grads = (grad_link.contiguous(), grad_forward.contiguous(), grad_backward.contiguous())
     write, read = write_weights.contiguous(), prev_read_weights.contiguous()
     # A free pooled buffer, never grad_link itself (a hook on L_t may have kept that one).
-    shape = tuple(prev_link.shape) if need_prev_link else (0, 0, 0)
-    grad_prev_link = LINK_BUFFERS.empty(shape, prev_link.dtype)
+    if need_prev_link:
+        grad_prev_link = LINK_BUFFERS.empty(tuple(prev_link.shape), prev_link.dtype)
+    else:
+        grad_prev_link = prev_link.new_empty(0, 0, 0)
     grad_write, grad_precedence, grad_read = torch.zeros_like(write), torch.zeros_like(write), torch.zeros_like(read)
     arrays = (*grads, prev_link.contiguous(), 1.0 - write, write, prev_precedence.contiguous(), read)
-    link_step_backward(
+    run_split(
+        link_step_backward,
         *(t.numpy() for t in arrays),
         need_prev_link,
         *(t.numpy() for t in (grad_prev_link, grad_write, grad_precedence, grad_read)),
