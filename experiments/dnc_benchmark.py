@@ -5,8 +5,10 @@
     python experiments/dnc_benchmark.py --device cuda
 
 Implementations, each a full training step (zero grads, forward over the sequence, backward) on the same
-shapes and dtype: `dreamlab` (eager), `dreamlab_compiled` (DNC(..., compile=True): the recurrent step through
-torch.compile), `dreamlab_sparse_k8` (top-K links) and `pytorch_dnc` (`pip install dnc --no-deps`). For each
+shapes and dtype: `dreamlab` (eager; on a CPU the dense link step runs as numba kernels, `dreamlab.dnc.link_kernels`),
+`dreamlab_compiled` (DNC(..., compile=True): the recurrent step through torch.compile, with the link kernels as
+opaque operators inside the graph), `dreamlab_sparse_k8` (top-K links) and `pytorch_dnc` (`pip install dnc
+--no-deps`). For each
 thread count they are timed in interleaved rounds after warm-up rounds (compilation happens there), so a change
 in machine load hits all of them alike; the load average is recorded before and after. On the CPU both
 wall-clock and process CPU time are reported: with one thread, CPU time is the steadier number on a shared
@@ -42,8 +44,9 @@ from dreamlab.runtime import resolve_device, resolve_dtype, seed_everything
 GPU_EXPECTATIONS = (
     "not measured (no GPU on the machine of record). Expected to dominate on a GPU: kernel-launch latency of "
     "the ~400 small per-step kernels (forward + backward), ~2-4 ms per step at any N, not the (B, N, N) link "
-    "passes (~4 MB each: microseconds at GPU bandwidth); compile=True (fused Triton kernels) or CUDA graphs "
-    "attack exactly that, so the compiled/eager ratio should be larger on a GPU than on this CPU."
+    "passes (~4 MB each: microseconds at GPU bandwidth; there the link step runs as torch operations, the numba "
+    "kernels being CPU-only); compile=True (fused Triton kernels) or CUDA graphs attack exactly that, so the "
+    "compiled/eager ratio should be larger on a GPU than on this CPU."
 )
 
 
