@@ -21,6 +21,7 @@ from dreamlab.worldmodels import (
     reset_state,
     vae_loss,
 )
+from dreamlab.worldmodels.controller import controller_features, controller_input_size
 from dreamlab.worldmodels.real import Agent
 
 
@@ -102,8 +103,13 @@ def test_dnc_core_plugs_in():
     state = model.initial_state(2)
     out, state = model.step(torch.randn(2, 4), torch.randn(2, 3), state)
     assert out.logits.shape == (2, 4, 5)
-    # C sees h and the two read vectors.
+    # C sees h and the two read vectors, or with z_only z alone.
     assert model.core.controller_features(state, include_cell=False).shape == (2, 8 + 2 * 5)
+    z = torch.randn(2, 4)
+    assert controller_features(z, model.core, state, False, z_only=True) is z
+    assert controller_input_size(4, model.core, False, z_only=True) == 4
+    both = controller_features(z, model.core, state, False, z_only=False)
+    assert both.shape == (2, controller_input_size(4, model.core, False, z_only=False)) == (2, 4 + 8 + 2 * 5)
 
 
 def test_mdnrnn_learns_a_small_dynamics_problem():

@@ -260,6 +260,8 @@ def test_bad_config_is_named():
         make(final_controller="best_check", real_eval_episodes=0)
     with pytest.raises(UserError, match="task 'pong' is not one of doom, carracing"):
         make(task="pong")
+    with pytest.raises(UserError, match="drop --include_cell"):
+        make(z_only=True, include_cell=True)
     with pytest.raises(SystemExit):
         cli_main(["--preset", "huge"])
 
@@ -302,6 +304,15 @@ def test_c_seed_repeats_c_on_the_same_m(tmp_path):
     )
     with pytest.raises(CheckpointError, match="c_seed"):
         stage_checkpointer(tmp_path, "cmaes.pt", c_seed=1).load()
+    with pytest.raises(CheckpointError, match="z_only"):  # C on z alone is another controller
+        stage_checkpointer(tmp_path, "cmaes.pt", z_only=True).load()
+
+
+def test_z_only_evolves_c_on_z_alone_in_the_dream_and_the_real_game(tmp_path):
+    argv = ["--preset", "smoke", "--z_only", "--threads", "1"]
+    out = cli_main([*argv, "--run_dir", str(tmp_path / "run"), "--results_dir", str(tmp_path / "results")])
+    z_dim, actions = WorldModelsConfig().z_dim, get_task("doom").action_size
+    assert out["controller_params"] == (z_dim + 1) * actions and len(out["real_episode_returns"]) == 4
 
 
 def test_smoke_pipeline_end_to_end_and_resume(tmp_path, capsys):

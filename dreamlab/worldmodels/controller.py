@@ -9,7 +9,21 @@ from __future__ import annotations
 
 import torch
 
+from dreamlab.worldmodels.cores import RecurrentCore, State
 from dreamlab.worldmodels.tasks import Task
+
+
+def controller_features(
+    z: torch.Tensor, core: RecurrentCore, state: State, include_cell: bool, z_only: bool
+) -> torch.Tensor:
+    """C's input: z and what C sees of M's state (h; c too with ``include_cell``; the DNC's read vectors), or z
+    alone with ``z_only`` (Ha & Schmidhuber's ablation, which drives CarRacing at 632 +- 251 against 906 +- 21)."""
+    return z if z_only else torch.cat([z, core.controller_features(state, include_cell)], dim=-1)
+
+
+def controller_input_size(z_dim: int, core: RecurrentCore, include_cell: bool, z_only: bool) -> int:
+    """Width of :func:`controller_features`."""
+    return z_dim if z_only else z_dim + core.controller_feature_size(include_cell)
 
 
 class LinearController:

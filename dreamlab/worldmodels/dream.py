@@ -30,7 +30,7 @@ import math
 import torch
 
 from dreamlab.runs import NonFiniteError
-from dreamlab.worldmodels.controller import LinearController
+from dreamlab.worldmodels.controller import LinearController, controller_features
 from dreamlab.worldmodels.cores import select_state
 from dreamlab.worldmodels.mdnrnn import MDNRNN
 from dreamlab.worldmodels.tasks import Task
@@ -71,6 +71,7 @@ class Dream:
         max_steps: int = 2100,
         include_cell: bool = False,
         done_pos_weight: float = 1.0,
+        z_only: bool = False,
     ):
         if not temperature > 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
@@ -91,6 +92,7 @@ class Dream:
         self.initial_mu = initial_mu.to(self.device, self.dtype)
         self.initial_logvar = initial_logvar.to(self.device, self.dtype)
         self.temperature, self.max_steps, self.include_cell = temperature, max_steps, include_cell
+        self.z_only = z_only
         self.done_logit_offset = math.log(done_pos_weight)
 
     @torch.no_grad()
@@ -123,7 +125,7 @@ class Dream:
         k = model.n_components
 
         for step in range(self.max_steps):
-            features = torch.cat([z, model.core.controller_features(state, self.include_cell)], dim=-1)
+            features = controller_features(z, model.core, state, self.include_cell, self.z_only)
             actions = self.controller.act(weights, bias, features, rows_candidate)
             output, state = model.step(z, self.task.action_features(actions, self.dtype), state)
             # One draw per trial and step, shared by every candidate (common random numbers).

@@ -27,7 +27,7 @@ from dreamlab.cmaes import CMAES
 from dreamlab.parallel import WorkerPool
 from dreamlab.results import CurveLog
 from dreamlab.runs import UserError
-from dreamlab.worldmodels.controller import LinearController
+from dreamlab.worldmodels.controller import LinearController, controller_input_size
 from dreamlab.worldmodels.dream import Dream
 from dreamlab.worldmodels.mdnrnn import MDNRNN
 from dreamlab.worldmodels.pipeline import FINAL_SEED_BASE, STAGE_INPUTS, WorldModelsConfig, build_m, dnc_options
@@ -78,7 +78,8 @@ class WorldModel:
             device,
         )
         model.load_state_dict(m_state["model"])
-        controller = LinearController(config.z_dim + model.core.controller_feature_size(config.include_cell), task)
+        input_size = controller_input_size(config.z_dim, model.core, config.include_cell, config.z_only)
+        controller = LinearController(input_size, task)
         c_state = _stage_state(
             StageCheckpointer(run_dir, config, "cmaes.pt", STAGE_INPUTS["cmaes.pt"], fingerprint(model), "M"), device
         )
@@ -125,6 +126,7 @@ class WorldModel:
             max_steps or self.max_steps,
             config.include_cell,
             config.done_pos_weight,
+            config.z_only,
         )
         returns, z = dream.returns(torch.as_tensor(self.params)[None], 1, seed=seed, record=True)
         return float(returns[0, 0]), self.decode(z)
@@ -133,8 +135,16 @@ class WorldModel:
         """One whole real episode of C, in this process, with its frames (the final test's first episode by
         default)."""
         config = self.config
+        options = dnc_options(config)
         spec = agent_spec(
-            config.task, self.vae, self.model, config.hidden_size, config.core, dnc_options(config), config.include_cell
+            config.task,
+            self.vae,
+            self.model,
+            config.hidden_size,
+            config.core,
+            options,
+            config.include_cell,
+            config.z_only,
         )
         env_options = {"lean_render": config.lean_render} if config.task == "carracing" else {}
         with WorkerPool(0) as pool:

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from dreamlab.parallel import WorkerPool
-from dreamlab.worldmodels.controller import LinearController
+from dreamlab.worldmodels.controller import LinearController, controller_features, controller_input_size
 from dreamlab.worldmodels.cores import reset_state, select_state
 from dreamlab.worldmodels.mdnrnn import MDNRNN
 from dreamlab.worldmodels.tasks import get_task
@@ -43,10 +43,18 @@ class AgentSpec:
     include_cell: bool
     vae_state: dict[str, torch.Tensor]
     model_state: dict[str, torch.Tensor]
+    z_only: bool = False  # C reads z alone (the paper's ablation)
 
 
 def agent_spec(
-    task: str, vae: ConvVAE, model: MDNRNN, hidden_size: int, core: str, core_options: dict, include_cell: bool
+    task: str,
+    vae: ConvVAE,
+    model: MDNRNN,
+    hidden_size: int,
+    core: str,
+    core_options: dict,
+    include_cell: bool,
+    z_only: bool = False,
 ) -> AgentSpec:
     # The decoder is not needed to act: leave its weights out of what travels to the workers.
     encoder_state = {
@@ -63,6 +71,7 @@ def agent_spec(
         include_cell,
         encoder_state,
         model_state,
+        z_only,
     )
 
 
@@ -120,7 +129,7 @@ class Agent:
         self.model.load_state_dict(spec.model_state)
         self.vae.eval()
         self.model.eval()
-        feature_size = spec.z_dim + self.model.core.controller_feature_size(spec.include_cell)
+        feature_size = controller_input_size(spec.z_dim, self.model.core, spec.include_cell, spec.z_only)
         self.controller = LinearController(feature_size, self.task)
         params = torch.as_tensor(np.atleast_2d(np.asarray(params)), dtype=torch.float32)
         self.weights, self.bias = self.controller.unflatten(params)
@@ -160,7 +169,7 @@ class Agent:
         # than its mean: a controller evolved on noisy z's meets the same kind of input in the real game.
         noise = torch.stack([torch.randn(self.spec.z_dim, generator=g) for g in self.generators])
         z = mu + torch.exp(0.5 * logvar) * noise
-        features = torch.cat([z, self.model.core.controller_features(self.state, self.spec.include_cell)], dim=-1)
+        features = controller_features(z, self.model.core, self.state, self.spec.include_cell, self.spec.z_only)
         action = self.controller.act(self.weights, self.bias, features, self.candidates)
         # Only M's state is needed to act: the core alone, without the mixture heads.
         inputs = torch.cat([z, self.task.action_features(action, torch.float32)], dim=-1)
