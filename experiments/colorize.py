@@ -15,8 +15,6 @@ from dreamlab.config import parse_config
 from dreamlab.gan.colorize_study import PRESETS, ColorizeConfig, run
 from dreamlab.runs import cli
 
-__all__ = ["PRESETS", "ColorizeConfig", "main"]
-
 
 @cli
 def main(argv: list[str] | None = None) -> dict:

@@ -13,10 +13,8 @@ The study (config, presets, training, figures) is dreamlab.draw.study; from a no
 from __future__ import annotations
 
 from dreamlab.config import parse_config
-from dreamlab.draw.study import PRESETS, DrawConfig, build_model, run
+from dreamlab.draw.study import PRESETS, DrawConfig, run
 from dreamlab.runs import cli
-
-__all__ = ["PRESETS", "DrawConfig", "build_model", "main"]
 
 
 @cli

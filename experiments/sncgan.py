@@ -16,8 +16,6 @@ from dreamlab.config import parse_config
 from dreamlab.gan.study import PRESETS, SNcGANConfig, run
 from dreamlab.runs import cli
 
-__all__ = ["PRESETS", "SNcGANConfig", "main"]
-
 
 @cli
 def main(argv: list[str] | None = None) -> dict:

@@ -17,9 +17,7 @@ from __future__ import annotations
 
 from dreamlab.config import parse_config
 from dreamlab.runs import cli
-from dreamlab.worldmodels.pipeline import PRESETS, STAGE_INPUTS, WorldModelsConfig, run
-
-__all__ = ["PRESETS", "STAGE_INPUTS", "WorldModelsConfig", "main"]
+from dreamlab.worldmodels.pipeline import PRESETS, WorldModelsConfig, run
 
 
 @cli

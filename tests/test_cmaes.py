@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import math
-import runpy
-from pathlib import Path
 
 import numpy as np
 import pytest
+from experiment_scripts import load_experiment
 
 from dreamlab.checkpoint import load_checkpoint, save_checkpoint
 from dreamlab.cmaes import CMAES, ellipsoid, minimize, rosenbrock, schaffer, schaffer_loss, sphere, strategy_parameters
@@ -379,7 +378,7 @@ def test_schaffer_toy_finds_the_shifted_optimum():
     ],
 )
 def test_experiment_scripts_run_on_the_smoke_preset(tmp_path, script, argv, outputs):
-    main = runpy.run_path(str(Path(__file__).parents[1] / "experiments" / script))["main"]
+    main = load_experiment(script.removesuffix(".py")).main
     metrics = main(["--preset", "smoke", "--results_dir", str(tmp_path), "--run_dir", str(tmp_path / "run"), *argv])
     assert metrics
     for name in outputs:

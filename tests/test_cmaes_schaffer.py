@@ -1,20 +1,18 @@
-"""experiments/cmaes_schaffer.py: a killed run resumes from its checkpoint to the uninterrupted result; bad flags
-of it and of experiments/cmaes_benchmark.py fail fast with one line and exit code 2."""
+"""experiments/cmaes_schaffer.py (dreamlab.cmaes.schaffer_study): a killed run resumes from its checkpoint to the
+uninterrupted result; bad flags of it and of experiments/cmaes_benchmark.py fail fast with one line and exit code 2."""
 
 from __future__ import annotations
 
-import runpy
 from pathlib import Path
 
 import pytest
+from experiment_scripts import load_experiment
 
 from dreamlab.checkpoint import Checkpointer
 
-SCRIPT = Path(__file__).parents[1] / "experiments" / "cmaes_schaffer.py"
-
 
 def schaffer_main():
-    return runpy.run_path(str(SCRIPT))["main"]
+    return load_experiment("cmaes_schaffer").main
 
 
 def smoke(tmp_path: Path, label: str, *extra: str) -> list[str]:
@@ -90,7 +88,7 @@ def test_bad_flags_fail_fast_with_one_line(tmp_path, capsys, flags, message):
     [(["--dim", "1"], "--dim must be >= 2"), (["--seeds", "0"], "--seeds must be positive")],
 )
 def test_benchmark_bad_flags_fail_fast_with_one_line(tmp_path, capsys, flags, message):
-    main = runpy.run_path(str(SCRIPT.with_name("cmaes_benchmark.py")))["main"]
+    main = load_experiment("cmaes_benchmark").main
     with pytest.raises(SystemExit) as exit_info:
         main(["--preset", "smoke", "--results_dir", str(tmp_path), *flags])
     assert exit_info.value.code == 2

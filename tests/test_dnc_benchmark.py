@@ -1,18 +1,15 @@
 """experiments/dnc_benchmark.py: the smoke preset runs end to end, and bad settings fail fast with one line."""
 
 import json
-import runpy
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-
-SCRIPT = Path(__file__).parents[1] / "experiments" / "dnc_benchmark.py"
+from experiment_scripts import EXPERIMENTS, load_experiment
 
 
 def test_smoke_preset_times_every_variant_per_thread_count(tmp_path):
-    main = runpy.run_path(str(SCRIPT))["main"]
+    main = load_experiment("dnc_benchmark").main
     main(["--preset", "smoke", "--results_dir", str(tmp_path), "--no-compare_pytorch_dnc", "--thread_counts", "1,2"])
     result = json.loads((tmp_path / "dnc" / "benchmark_smoke.json").read_text())
     metrics = result["metrics"]
@@ -35,7 +32,15 @@ def test_smoke_preset_times_every_variant_per_thread_count(tmp_path):
     ],
 )
 def test_bad_settings_fail_fast_with_one_line(tmp_path, argv, message):
-    command = [sys.executable, str(SCRIPT), "--preset", "smoke", "--results_dir", str(tmp_path), *argv]
+    command = [
+        sys.executable,
+        str(EXPERIMENTS / "dnc_benchmark.py"),
+        "--preset",
+        "smoke",
+        "--results_dir",
+        str(tmp_path),
+        *argv,
+    ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert message in done.stderr and "Traceback" not in done.stderr

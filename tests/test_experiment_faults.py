@@ -9,23 +9,20 @@ patched: validation and the run-directory checks come first, so each refusal tak
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
+import importlib
 import os
 import re
-import sys
 import time
 import typing
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 import torch
+from experiment_scripts import load_experiment
 
 from dreamlab.checkpoint import load_checkpoint, save_checkpoint
 from dreamlab.config import make_config
 from dreamlab.runs import RunLock, UserError
-
-EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 
 # Per script: a zero batch (or its equivalent), an unknown choice, a float field, and a zero budget.
 SCRIPTS = {
@@ -43,16 +40,6 @@ SCRIPTS = {
     "mdn_toy": {"zero": ("--batch_size", "0"), "choice": ("--dtype", "float16"), "float": "--lr"},
     "pommerman_next_state": {"zero": ("--batch_size", "0"), "choice": ("--core", "gru"), "float": "--lr"},
 }
-
-
-def load_script(name: str) -> ModuleType:
-    module_name = f"faults_{name}"
-    if module_name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(module_name, EXPERIMENTS / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[module_name] = module  # dataclasses resolve field annotations through sys.modules
-        spec.loader.exec_module(module)
-    return sys.modules[module_name]
 
 
 @pytest.fixture(autouse=True)
@@ -74,7 +61,7 @@ def base_args(name: str, tmp_path: Path) -> list[str]:
 
 def refused(name: str, args: list[str], capsys) -> str:
     """Run the script, expect exit code 2 within seconds, and return its one error line."""
-    main = load_script(name).main
+    main = load_experiment(name).main
     started = time.perf_counter()
     with pytest.raises(SystemExit) as exit_info:
         main(args)
@@ -140,7 +127,7 @@ RESUMABLE = {
 @pytest.mark.parametrize("name", sorted(RESUMABLE))
 def test_a_checkpoint_with_nan_weights_is_refused_naming_the_file(name, tmp_path, capsys):
     first, again, keys = RESUMABLE[name]
-    main = load_script(name).main
+    main = load_experiment(name).main
     main([*base_args(name, tmp_path), *first])
     path = tmp_path / "run" / "checkpoint.pt"
     saved = load_checkpoint(path)
@@ -155,15 +142,16 @@ def test_a_checkpoint_with_nan_weights_is_refused_naming_the_file(name, tmp_path
     assert str(path) in capsys.readouterr().err
 
 
+# Per script: the package module holding its config class and presets.
 CONFIGS = {
-    "sncgan": "SNcGANConfig",
-    "colorize": "ColorizeConfig",
-    "draw": "DrawConfig",
-    "rnd_pixelcopter": "RNDConfig",
-    "dnc_copy": "DNCCopyConfig",
-    "dnc_dsprites": "DNCSpritesConfig",
-    "mdn_toy": "MDNToyConfig",
-    "pommerman_next_state": "NextStateConfig",
+    "sncgan": ("dreamlab.gan.study", "SNcGANConfig"),
+    "colorize": ("dreamlab.gan.colorize_study", "ColorizeConfig"),
+    "draw": ("dreamlab.draw.study", "DrawConfig"),
+    "rnd_pixelcopter": ("dreamlab.rnd.config", "RNDConfig"),
+    "dnc_copy": ("dreamlab.dnc.copy_study", "DNCCopyConfig"),
+    "dnc_dsprites": ("dreamlab.dnc.memory_study", "DNCSpritesConfig"),
+    "mdn_toy": ("dreamlab.mdn.toy", "MDNToyConfig"),
+    "pommerman_next_state": ("dreamlab.envs.pommerman.next_state_study", "NextStateConfig"),
 }
 
 
@@ -181,8 +169,9 @@ def numeric_fields(cls: type) -> list[tuple[str, type]]:
 
 @pytest.mark.parametrize("name", sorted(CONFIGS))
 def test_every_numeric_field_refuses_a_negative_value_by_name(name):
-    module = load_script(name)
-    cls = getattr(module, CONFIGS[name])
+    module_name, class_name = CONFIGS[name]
+    module = importlib.import_module(module_name)
+    cls = getattr(module, class_name)
     fields = numeric_fields(cls)
     assert len(fields) > 5
     for field, kind in fields:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from experiment_scripts import load_experiment
 
 from dreamlab import results_index
 from dreamlab.config import RESULTS_DIR, RunConfig, committed_results_dir, make_config, parse_config
@@ -15,9 +16,8 @@ from dreamlab.results import StageTimer, write_result
 from dreamlab.runs import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "experiments"))
-import worldmodels_compare as compare  # noqa: E402
-import worldmodels_dream_benchmark as dream_benchmark  # noqa: E402
+compare = load_experiment("worldmodels_compare")
+dream_benchmark = load_experiment("worldmodels_dream_benchmark")
 
 REQUIRED_FIELDS = {"experiment", "command", "git_commit", "wall_seconds", "machine", "config", "metrics"}
 

@@ -1,15 +1,14 @@
 """experiments/worldmodels_compare.py pools repeated runs of a core (C seeds) into one comparison."""
 
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from experiment_scripts import load_experiment
 
 from dreamlab.results import CurveLog, write_result
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
-import worldmodels_compare as compare
+compare = load_experiment("worldmodels_compare")
 
 
 def _fake_run(results_dir: Path, name: str, core: str, c_seed: int, returns: list[float], tested: int) -> None:

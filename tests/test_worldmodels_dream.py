@@ -1,11 +1,10 @@
 """The dream: sampling as dreamlab.mdn samples, batching equal to one-at-a-time, the cap and the done head."""
 
 import math
-import runpy
-from pathlib import Path
 
 import pytest
 import torch
+from experiment_scripts import load_experiment
 
 from dreamlab.mdn import sample_mixture
 from dreamlab.worldmodels import MDNRNN, Dream, LinearController, get_task, sample_mixture_from_noise
@@ -91,8 +90,7 @@ def test_dream_records_the_first_episode_and_rejects_models_without_done_head():
 
 
 def test_dream_benchmark_smoke(tmp_path):
-    script = Path(__file__).resolve().parents[1] / "experiments" / "worldmodels_dream_benchmark.py"
-    main = runpy.run_path(str(script))["main"]
+    main = load_experiment("worldmodels_dream_benchmark").main
     metrics = main(["--preset", "smoke", "--results_dir", str(tmp_path), "--threads", "1"])
     assert metrics["same_returns"]  # batching changes no candidate's returns
     assert metrics["mean_episode_steps"] == 20  # the untrained M's done head is off: full batches to the cap

@@ -1,13 +1,12 @@
 """Playing controllers in the real CarRacing game: batched games, early ends of training episodes, whole final ones."""
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 
 pytest.importorskip("Box2D", reason="CarRacing needs pip install 'dreamlab[box2d]'")
+
+from experiment_scripts import load_experiment
 
 from dreamlab.config import make_config
 from dreamlab.parallel import WorkerPool
@@ -15,9 +14,7 @@ from dreamlab.runs import UserError
 from dreamlab.worldmodels import MDNRNN, ConvVAE, LinearController, agent_spec, get_task, pipeline, real
 from dreamlab.worldmodels.real import Agent, EpisodeJob, evaluate_real, play_episodes, play_population
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
-import worldmodels as experiment
-import worldmodels_real_benchmark as benchmark
+benchmark = load_experiment("worldmodels_real_benchmark")
 
 Z, HIDDEN = 8, 16
 
@@ -129,7 +126,9 @@ def test_the_pipeline_ends_only_training_episodes_early(tmp_path, monkeypatch):
     argv = ["--preset", "smoke", "--task", "carracing", "--train_in", "real", "--z_dim", "8", "--max_steps", "60"]
     argv += ["--rollouts", "2", "--vae_rollouts", "2", "--generations", "1", "--trials", "1", "--workers", "0"]
     argv += ["--real_eval_episodes", "1", "--final_episodes", "2", "--no_progress_steps", "5", "--threads", "1"]
-    experiment.main([*argv, "--run_dir", str(tmp_path / "run"), "--results_dir", str(tmp_path / "results")])
+    load_experiment("worldmodels").main(
+        [*argv, "--run_dir", str(tmp_path / "run"), "--results_dir", str(tmp_path / "results")]
+    )
     # The smoke candidates barely move in 5 steps: every training episode is cut; checks and the test are whole.
     assert len(played["training"]) == 4 and all(r.stopped_early and r.steps < 60 for r in played["training"])
     assert len(played["checks"]) == 1 + 2 and all(r.steps == 60 and not r.stopped_early for r in played["checks"])
@@ -145,11 +144,11 @@ def test_the_pipeline_ends_only_training_episodes_early(tmp_path, monkeypatch):
 )
 def test_speed_settings_are_validated(overrides, message):
     with pytest.raises(UserError, match=message):
-        make_config(experiment.WorldModelsConfig, experiment.PRESETS, "fast", **overrides)
+        make_config(pipeline.WorldModelsConfig, pipeline.PRESETS, "fast", **overrides)
 
 
 def test_carracing_paper_preset_is_valid():
-    config = make_config(experiment.WorldModelsConfig, experiment.PRESETS, "carracing_paper")
+    config = make_config(pipeline.WorldModelsConfig, pipeline.PRESETS, "carracing_paper")
     assert (config.task, config.train_in, config.z_dim, config.hidden_size) == ("carracing", "real", 32, 256)
     assert not config.include_cell and config.final_controller == "best_check"
 
