@@ -12,7 +12,7 @@ import io
 import os
 import pickle
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -162,20 +162,6 @@ class Checkpointer:
 
     def save(self, state: dict[str, Any]) -> Path:
         return save_checkpoint(self.path, {"config": self.config, "state": state})
-
-    def save_objects(self, objects: Mapping[str, Any], step: int) -> Path:
-        """Save the state of each named object (anything with ``state_dict``, or a NumPy/torch random generator)
-        and the step reached."""
-        return self.save({**{name: state_of(obj) for name, obj in objects.items()}, "step": step})
-
-    def restore_objects(self, objects: Mapping[str, Any], map_location: str | torch.device = "cpu") -> int:
-        """Put each named object back in its saved state and return the saved step; 0 when there is no checkpoint."""
-        saved = self.load(map_location)
-        if saved is None:
-            return 0
-        for name, obj in objects.items():
-            restore_state(obj, saved[name])
-        return int(saved["step"])
 
 
 def state_of(obj: Any) -> Any:
