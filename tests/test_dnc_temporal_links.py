@@ -69,6 +69,11 @@ def test_cpu_float_inputs_take_the_numba_kernels_and_others_the_torch_operations
     assert not kernel_applies(*(t.to(torch.bfloat16) for t in inputs))
     assert not kernel_applies(inputs[0].float(), *inputs[1:])  # mixed dtypes
     assert not kernel_applies(*(t.to("meta") for t in inputs))  # as for CUDA tensors: not on the CPU
+    five_heads = torch.softmax(torch.randn(3, 5, 6, dtype=torch.float64), -1)
+    assert not kernel_applies(*inputs[:3], five_heads)  # the kernels handle up to 4 read heads
+    five_head_inputs = (*inputs[:3], five_heads)
+    for ours, reference in zip(dense_link_step(*five_head_inputs), reference_link_step(*five_head_inputs), strict=True):
+        torch.testing.assert_close(ours, reference)
     leaves = [t.clone().requires_grad_() for t in inputs]
     assert "dnc_link_step" in type(dense_link_step(*leaves)[0].grad_fn).__name__
     assert type(dense_link_step(*(t.to(torch.bfloat16).requires_grad_() for t in inputs))[0].grad_fn).__name__ == (
@@ -82,14 +87,18 @@ def test_cpu_float_inputs_take_the_numba_kernels_and_others_the_torch_operations
     assert shapes == [tuple(inputs[0].shape), tuple(inputs[3].shape), tuple(inputs[3].shape)]
 
 
-@pytest.mark.parametrize("step", [dense_link_step, _DenseLinkStep.apply], ids=["numba", "torch"])
-def test_both_implementations_pass_gradcheck(step):
-    leaves = [t.clone().requires_grad_() for t in random_inputs(batch=2, slots=7, heads=3, seed=5)]
+@pytest.mark.parametrize(
+    ("step", "heads"), [(dense_link_step, 3), (dense_link_step, 4), (_DenseLinkStep.apply, 3)], ids=str
+)
+def test_both_implementations_pass_gradcheck(step, heads):
+    """Float64 through the kernels, with the heads padded to 4 (3) or not (4), and through torch operations."""
+    leaves = [t.clone().requires_grad_() for t in random_inputs(batch=2, slots=7, heads=heads, seed=5)]
     assert torch.autograd.gradcheck(step, leaves)
 
 
-def test_numba_and_torch_implementations_agree_in_float32():
-    inputs = [t.float() for t in random_inputs(batch=4, slots=33, heads=3, seed=6)]
+@pytest.mark.parametrize("heads", [1, 3, 4])
+def test_numba_and_torch_implementations_agree_in_float32(heads):
+    inputs = [t.float() for t in random_inputs(batch=4, slots=33, heads=heads, seed=6)]
     weights = [torch.randn_like(t) for t in reference_link_step(*inputs)]
     results = []
     for step in (dense_link_step, _DenseLinkStep.apply):

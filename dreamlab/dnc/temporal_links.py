@@ -4,11 +4,11 @@ L_t[i, j] is the degree to which slot i was written right after slot j. Two repr
 
 - dense: L_t as a (B, N, N) tensor. The update and the forward/backward read weightings are one autograd
   function with a hand-written backward, and nothing (B, N, N) is saved but L_{t-1} and L_t, which the
-  recurrence keeps alive anyway. On CPU float32/float64 tensors it runs as numba kernels (`link_kernels`)
-  making one pass over the (B, N, N) tensors per direction, into warm buffers of a pool instead of fresh
-  allocations; elsewhere (GPUs, other dtypes) as torch operations. No exact low-rank form exists to avoid
-  materialising L_t: the decay (1 - w_i - w_j) multiplies element-wise, and its products over time do not
-  factor into row and column scalings;
+  recurrence keeps alive anyway. On CPU float32/float64 tensors with R <= 4 read heads it runs as numba
+  kernels (`link_kernels`) making one pass over the (B, N, N) tensors per direction, into warm buffers of a
+  pool instead of fresh allocations; elsewhere (GPUs, other dtypes, more heads) as torch operations. No
+  exact low-rank form exists to avoid materialising L_t: the decay (1 - w_i - w_j) multiplies element-wise,
+  and its products over time do not factor into row and column scalings;
 - top-K sparse (Rae et al., "Scaling Memory-Augmented Neural Networks with Sparse Reads and Writes", NeurIPS
   2016): each row keeps only its K largest entries, stored as (values, column indices) of shape (B, N, K),
   and only the K most-written rows receive new links, so memory and time are O(N K) per step instead of
@@ -23,7 +23,7 @@ import torch
 from torch import Tensor, nn
 from torch.autograd.function import FunctionCtx, once_differentiable
 
-from dreamlab.dnc.link_kernels import LINK_BUFFERS, link_step_backward, link_step_forward, run_split
+from dreamlab.dnc.link_kernels import HEADS, LINK_BUFFERS, link_step_backward, link_step_forward, run_split
 
 
 class TopKLinks(NamedTuple):
@@ -104,21 +104,31 @@ class _DenseLinkStep(torch.autograd.Function):
         return grad_prev_link, grad_write, grad_precedence, grad_read
 
 
-# The numba kernels as torch operators (CPU float32/float64 only; see `kernel_applies`), so that torch.compile
-# keeps the whole step in one graph and calls them as opaque kernels instead of breaking the graph around them.
+def _padded_heads(weights: Tensor) -> Tensor:
+    """(B, R, N) -> C-contiguous (B, HEADS, N), the heads past R all zero (they then add nothing anywhere)."""
+    heads = weights.shape[1]
+    if heads == HEADS:
+        return weights.contiguous()
+    return torch.cat([weights, weights.new_zeros(weights.shape[0], HEADS - heads, weights.shape[2])], dim=1)
+
+
+# The numba kernels as torch operators (see `kernel_applies` for where they apply), so that torch.compile keeps
+# the whole step in one graph and calls them as opaque kernels instead of breaking the graph around them.
+# After changing their signatures, clear torch.compile's cache (/tmp/torchinductor_<user>): its keys do not
+# cover the autograd formula registered below, and a stale compiled backward calls the old signature.
 @torch.library.custom_op("dreamlab::dnc_link_step", mutates_args=(), device_types="cpu")
 def _kernel_link_step(
     prev_link: Tensor, write_weights: Tensor, prev_precedence: Tensor, prev_read_weights: Tensor
 ) -> tuple[Tensor, Tensor, Tensor]:
     """`_DenseLinkStep.forward` in one pass (`link_kernels.link_step_forward`), L_t into a pooled buffer."""
-    prev_link, write, precedence, read = (
-        t.contiguous() for t in (prev_link, write_weights, prev_precedence, prev_read_weights)
-    )
+    prev_link, write, precedence = (t.contiguous() for t in (prev_link, write_weights, prev_precedence))
+    read = _padded_heads(prev_read_weights)
     link = LINK_BUFFERS.empty(tuple(prev_link.shape), prev_link.dtype)
     forward_weights, backward_weights = torch.zeros_like(read), torch.zeros_like(read)
     arrays = (prev_link, 1.0 - write, write, precedence, read, link, forward_weights, backward_weights)
     run_split(link_step_forward, *(t.numpy() for t in arrays))
-    return link, forward_weights, backward_weights
+    heads = prev_read_weights.shape[1]
+    return link, forward_weights[:, :heads].contiguous(), backward_weights[:, :heads].contiguous()
 
 
 @_kernel_link_step.register_fake
@@ -141,22 +151,22 @@ def _kernel_link_step_backward(
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """`_DenseLinkStep.backward` in one pass (`link_kernels.link_step_backward`): the gradients of prev_link
     (into a pooled buffer; empty unless need_prev_link), write_weights, prev_precedence, prev_read_weights."""
-    grads = (grad_link.contiguous(), grad_forward.contiguous(), grad_backward.contiguous())
-    write, read = write_weights.contiguous(), prev_read_weights.contiguous()
-    # A free pooled buffer, never grad_link itself (a hook on L_t may have kept that one).
-    if need_prev_link:
-        grad_prev_link = LINK_BUFFERS.empty(tuple(prev_link.shape), prev_link.dtype)
-    else:
-        grad_prev_link = prev_link.new_empty(0, 0, 0)
+    prev_link, write, precedence = (t.contiguous() for t in (prev_link, write_weights, prev_precedence))
+    read, grad_forward, grad_backward = (_padded_heads(t) for t in (prev_read_weights, grad_forward, grad_backward))
     grad_write, grad_precedence, grad_read = torch.zeros_like(write), torch.zeros_like(write), torch.zeros_like(read)
-    arrays = (*grads, prev_link.contiguous(), 1.0 - write, write, prev_precedence.contiguous(), read)
+    # A free pooled buffer, never grad_link itself (a hook on L_t may have kept that one). Unasked for, the
+    # kernel gets prev_link in its place and leaves it alone.
+    grad_prev_link = LINK_BUFFERS.empty(tuple(prev_link.shape), prev_link.dtype) if need_prev_link else prev_link
+    arrays = (grad_link.contiguous(), grad_forward, grad_backward, prev_link, 1.0 - write, write, precedence, read)
     run_split(
         link_step_backward,
         *(t.numpy() for t in arrays),
         need_prev_link,
         *(t.numpy() for t in (grad_prev_link, grad_write, grad_precedence, grad_read)),
     )
-    return grad_prev_link, grad_write, grad_precedence, grad_read
+    if not need_prev_link:
+        grad_prev_link = prev_link.new_empty(0, 0, 0)
+    return grad_prev_link, grad_write, grad_precedence, grad_read[:, : prev_read_weights.shape[1]].contiguous()
 
 
 @_kernel_link_step_backward.register_fake
@@ -194,11 +204,18 @@ def _link_step_gradients(
 _kernel_link_step.register_autograd(_link_step_gradients, setup_context=_save_link_step_inputs)
 
 
-def kernel_applies(*tensors: Tensor) -> bool:
-    """Whether the numba kernels take these inputs: plain CPU tensors, all float32 or all float64."""
-    dtype = tensors[0].dtype
-    return dtype in (torch.float32, torch.float64) and all(
-        type(t) is Tensor and t.device.type == "cpu" and t.dtype == dtype for t in tensors
+def kernel_applies(
+    prev_link: Tensor, write_weights: Tensor, prev_precedence: Tensor, prev_read_weights: Tensor
+) -> bool:
+    """Whether the numba kernels take these inputs: plain CPU tensors, all float32 or all float64, and at most
+    `link_kernels.HEADS` read heads."""
+    tensors = (prev_link, write_weights, prev_precedence, prev_read_weights)
+    dtype = prev_link.dtype
+    return (
+        dtype in (torch.float32, torch.float64)
+        and all(type(t) is Tensor and t.device.type == "cpu" and t.dtype == dtype for t in tensors)
+        and prev_read_weights.dim() == 3
+        and prev_read_weights.shape[1] <= HEADS
     )
 
 
@@ -210,7 +227,8 @@ def dense_link_step(
     L_t = (1 - w 1^T - 1 w^T) o L_{t-1} + w p_{t-1}^T with zero diagonal; f_t^i = L_t w_{t-1}^{r,i},
     b_t^i = L_t^T w_{t-1}^{r,i}. prev_link (B, N, N); write_weights, prev_precedence (B, N);
     prev_read_weights (B, R, N) -> L_t (B, N, N), f_t (B, R, N), b_t (B, R, N). CPU float32/float64 inputs
-    go through numba kernels (`link_kernels`), others (GPU tensors, other dtypes) through torch operations.
+    with R <= 4 go through numba kernels (`link_kernels`), others (GPU tensors, other dtypes, more heads)
+    through torch operations.
     """
     inputs = (prev_link, write_weights, prev_precedence, prev_read_weights)
     if kernel_applies(*inputs):
