@@ -173,8 +173,8 @@ class BufferPool:
     Each tensor shares the memory of a numpy array that the pool keeps (``torch.from_numpy``), and the tensor's
     storage holds a reference to that array until the last tensor or view using it is freed, wherever it lives
     (a saved tensor of autograd, a state the caller kept, a gradient a hook kept). An array whose only reference
-    is the pool's is free. The pool grows to the most buffers alive at once (T + 2 over a training sequence of
-    T steps) and keeps them; asking for another shape or dtype drops the free buffers of the old one.
+    is the pool's is free. The pool grows to the most buffers alive at once (about T over a training sequence
+    of T steps) and keeps them; asking for another shape or dtype drops the free buffers of the old one.
     """
 
     def __init__(self) -> None:
@@ -193,7 +193,7 @@ class BufferPool:
             # The most recently handed out free buffer first: likely still in the cache (in backward, the
             # gradient buffer of two steps later, so two buffers take turns).
             for k in reversed(range(len(arrays))):
-                if arrays[k].shape == shape and _free(arrays, k):
+                if arrays[k].shape == shape and arrays[k].dtype == numpy_dtype and _free(arrays, k):
                     arrays.append(arrays.pop(k))
                     break
             else:
