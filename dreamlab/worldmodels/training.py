@@ -18,6 +18,7 @@ Each stage shows its progress from the rows it adds to its curve (a bar, or log 
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import os
 import time
@@ -113,12 +114,16 @@ def train_vae(
     per_epoch = len(frames) // batch_size
     monitor = GradientMonitor(vae) if monitor_grads else None
 
+    @functools.lru_cache(maxsize=1)
+    def epoch_order(epoch: int) -> torch.Tensor:
+        return torch.randperm(len(frames), generator=torch.Generator().manual_seed(seed * 7919 + epoch))
+
     def batch_of(step: int) -> tuple[torch.Tensor, torch.Generator]:
         """The step's images and reparameterisation noise: a function of (seed, step) alone, so a resumed run
         draws what the original would have."""
         epoch, index = divmod(step, per_epoch)
-        order = torch.randperm(len(frames), generator=torch.Generator().manual_seed(seed * 7919 + epoch))
-        images = frames_to_tensor(frames[order[index * batch_size : (index + 1) * batch_size]].to(device), dtype)
+        batch = epoch_order(epoch)[index * batch_size : (index + 1) * batch_size]
+        images = frames_to_tensor(frames[batch].to(device), dtype)
         return images, torch.Generator(device=device).manual_seed(seed * 1_000_003 + step)
 
     def loss_of(images: torch.Tensor, noise: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
