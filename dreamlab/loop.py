@@ -83,6 +83,9 @@ class TrainingLoop:
         self.check_modules = dict(check_modules or {})
         self.curve, self.timer = CurveLog(), StageTimer()
         self.window: list[dict[str, float]] = []  # the step function's numbers since the last curve row
+        # Seconds spent in step functions over all resumptions, stages they open included (the timer's "train"
+        # holds only the rest of a step): what max_train_seconds limits.
+        self.train_seconds = 0.0
         self.step = self._restore(map_location, from_legacy)
         if checkpointer is not None and 0 < self.step < self.steps:
             print(f"{desc}: resumed at {step_key} {self.step}/{self.steps} from {checkpointer.path}", flush=True)
@@ -107,6 +110,7 @@ class TrainingLoop:
         self.curve.load_state_dict(saved["curve"])
         self.timer.load_state_dict(saved["timer"])
         self.window = [dict(numbers) for numbers in saved["window"]]
+        self.train_seconds = float(saved.get("train_seconds", self.timer.seconds.get("train", 0.0)))
         self._check_modules(f"checkpoint {self.checkpointer.path}")
         return int(saved["step"])
 
@@ -120,6 +124,7 @@ class TrainingLoop:
         if torch.cuda.is_available() and torch.cuda.is_initialized():
             state["cuda_rng"] = torch.cuda.get_rng_state_all()
         state.update(curve=self.curve.state_dict(), timer=self.timer.state_dict(), window=self.window, step=self.step)
+        state["train_seconds"] = self.train_seconds
         self.checkpointer.save(state)
 
     @property
@@ -140,15 +145,17 @@ class TrainingLoop:
         )
         with progress:
             while self.step < self.steps:
-                if self.max_train_seconds and self.timer.seconds.get("train", 0.0) > self.max_train_seconds:
+                if self.max_train_seconds and self.train_seconds > self.max_train_seconds:
                     print(
                         f"{self.desc}: stopping at step {self.step}, {self.max_train_seconds:g} s of training used "
                         "(checkpointed; resumable with a larger limit)"
                     )
                     self.save()
                     break
+                started = time.perf_counter()
                 with self.timer.stage("train"):
                     numbers = step_fn(self.step)
+                self.train_seconds += time.perf_counter() - started
                 self.step += 1
                 _check_finite_numbers(numbers, f"{self.desc} step {self.step}")
                 window.append({k: float(v) for k, v in numbers.items()})
