@@ -63,7 +63,7 @@ class Progress:
         """The loop reached ``position`` (absolute, not an increment); ``values`` are its latest numbers."""
         self.values = {k: float(v) for k, v in list(values.items())[:_POSTFIX_VALUES]}
         if self._bar is not None:
-            self._bar.set_postfix({k: f"{v:.4g}" for k, v in self.values.items()}, refresh=False)
+            self._bar.set_postfix({k: _number(v) for k, v in self.values.items()}, refresh=False)
             self._bar.update(position - self.position)
         self.position = position
         now = time.monotonic()
@@ -84,7 +84,7 @@ class Progress:
         if self.total and rate > 0:
             text += f", {_duration((self.total - self.position) / rate)} left"
         if self.values:
-            text += "; " + ", ".join(f"{k} {v:.4g}" for k, v in self.values.items())
+            text += "; " + ", ".join(f"{k} {_number(v)}" for k, v in self.values.items())
         return text
 
     @property
@@ -152,6 +152,11 @@ def _is_number(value: Any) -> bool:
 def tensorboard_dir(config: Any, run_dir: str | os.PathLike) -> Path | None:
     """``run_dir/tensorboard`` when the run asked for ``--tensorboard``, else ``None``."""
     return Path(run_dir) / "tensorboard" if getattr(config, "tensorboard", False) else None
+
+
+def _number(value: float) -> str:
+    """A counter as an integer (``env_steps 10496``), any other number to four significant digits."""
+    return str(int(value)) if value.is_integer() and abs(value) < 1e12 else f"{value:.4g}"
 
 
 @contextlib.contextmanager

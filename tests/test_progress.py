@@ -23,11 +23,12 @@ PRESETS = {"smoke": {"width": 2}, "fast": {}, "paper": {"width": 64}}
 def test_a_log_gets_plain_lines_with_rate_time_left_and_latest_values():
     stream = io.StringIO()  # not a terminal: no bar
     with Progress(100, "M", initial=20, every_seconds=0.0, stream=stream) as progress:
-        progress.update(40, loss=0.5, nll=1.25)
+        progress.update(40, loss=0.5, nll=1.25, env_steps=10496.0)
         progress.update(60, loss=0.25)
     lines = stream.getvalue().splitlines()
     assert len(lines) == 2 and "\r" not in stream.getvalue()
-    assert lines[0].startswith("M: 40/100 steps (40%), ") and lines[0].endswith("left; loss 0.5, nll 1.25")
+    assert lines[0].startswith("M: 40/100 steps (40%), ")
+    assert lines[0].endswith("left; loss 0.5, nll 1.25, env_steps 10496")  # counters print as integers
     assert lines[1].startswith("M: 60/100 steps (60%)") and "steps/s" in lines[1]
 
 
