@@ -83,6 +83,28 @@ def test_cell_stepping_equals_the_unrolled_dnc():
         torch.testing.assert_close(ours, reference)
 
 
+@pytest.mark.parametrize("frozen", [None, "controller.recurrent_weight"])
+def test_sequence_gradients_equal_those_of_stepping_the_cell(frozen):
+    """DNC's weight gradients, one product per sequence (`deferred_weights`), equal autograd's per-step ones."""
+    dnc = make_dnc().double()
+    if frozen is not None:
+        dnc.cell.get_parameter(frozen).requires_grad_(False)
+    x = torch.randn(3, 6, SIZES["input_size"], dtype=torch.float64)
+    target = torch.randn(3, 6, SIZES["output_size"], dtype=torch.float64)
+    y, state = dnc(x)
+    ((y - target).square().sum() + state.memory.sum()).backward()
+    deferred = {name: p.grad.clone() for name, p in dnc.named_parameters() if p.requires_grad}
+    dnc.zero_grad(set_to_none=True)
+    outputs, state = [], None
+    for t in range(x.shape[1]):
+        y_t, state = dnc.cell(x[:, t], state)
+        outputs.append(y_t)
+    ((torch.stack(outputs, 1) - target).square().sum() + state.memory.sum()).backward()
+    assert set(deferred) == {name for name, p in dnc.named_parameters() if p.grad is not None}
+    for name, grad in deferred.items():
+        torch.testing.assert_close(grad, dnc.get_parameter(name).grad, rtol=1e-10, atol=1e-12, msg=name)
+
+
 def test_traces_hold_every_step_and_match_the_final_state():
     dnc = make_dnc()
     x = torch.randn(2, 6, SIZES["input_size"])

@@ -46,9 +46,15 @@ class LSTMController(nn.Module):
         """W_x x + b for any leading shape: (..., input_size) -> (..., 4 H)."""
         return nn.functional.linear(inputs, self.input_weight, self.bias)
 
-    def forward(self, projected_input: Tensor, prev_reads: Tensor, prev: ControllerState) -> ControllerState:
-        """One step: projected input (B, 4H), flattened r_{t-1} (B, R W) and (h, c)_{t-1} -> (h, c)_t."""
-        gates = torch.addmm(projected_input, torch.cat([prev_reads, prev.h], dim=-1), self.recurrent_weight.t())
+    def forward(
+        self, projected_input: Tensor, prev_reads: Tensor, prev: ControllerState, recurrent_weight: Tensor | None = None
+    ) -> ControllerState:
+        """One step: projected input (B, 4H), flattened r_{t-1} (B, R W) and (h, c)_{t-1} -> (h, c)_t.
+
+        recurrent_weight replaces the parameter (`DNC` passes it detached; see `deferred_weights`).
+        """
+        weight = self.recurrent_weight if recurrent_weight is None else recurrent_weight
+        gates = torch.addmm(projected_input, torch.cat([prev_reads, prev.h], dim=-1), weight.t())
         # One sigmoid over all four gate blocks (the cell block's is unused) instead of three: on (B, 4H) the
         # cost is the kernel launch, forward and backward, not the arithmetic.
         input_gate, forget_gate, _, output_gate = torch.sigmoid(gates).chunk(4, dim=-1)

@@ -12,16 +12,26 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
 
 from dreamlab.dnc.controller import LSTMController
+from dreamlab.dnc.deferred_weights import DeferredWeightGradient, SequenceInputs
 from dreamlab.dnc.interface import InterfaceLayer
 from dreamlab.dnc.memory_access import MemoryAccess
 from dreamlab.dnc.state import ControllerState, DNCState, map_state
 
 TRACEABLE_FIELDS = DNCState._fields
+
+
+class StepWeights(NamedTuple):
+    """The recurrent weights a step uses in place of the parameters (detached: see `deferred_weights`)."""
+
+    recurrent: Tensor  # W of the controller's gates, (4H, RW + H)
+    interface: Tensor  # W_xi, (|xi|, H)
+    interface_bias: Tensor  # b_xi broadcast to the batch, (B, |xi|)
 
 
 class DNCCell(nn.Module):
@@ -66,10 +76,11 @@ class DNCCell(nn.Module):
         )
         return DNCState.from_parts(access, read_vectors, self.controller.initial_state(batch_size, device, dtype))
 
-    def advance(self, projected_input: Tensor, state: DNCState) -> DNCState:
+    def advance(self, projected_input: Tensor, state: DNCState, weights: StepWeights | None = None) -> DNCState:
         """The recurrent part of a step, from the controller's projected input W_x x_t + b (B, 4H)."""
-        controller = self.controller(projected_input, state.read_vectors.flatten(1), state.controller)
-        read_vectors, access = self.access(self.interface(controller.h), state.access)
+        recurrent, interface, interface_bias = (None, None, None) if weights is None else weights
+        controller = self.controller(projected_input, state.read_vectors.flatten(1), state.controller, recurrent)
+        read_vectors, access = self.access(self.interface(controller.h, interface, interface_bias), state.access)
         return DNCState.from_parts(access, read_vectors, controller)
 
     def readout(self, hidden: Tensor, read_vectors: Tensor) -> Tensor:
@@ -120,7 +131,7 @@ class DNC(nn.Module):
 
     compile=True runs each recurrent step through `torch.compile` (compiled on first use, for each new batch
     size, dtype or device; about a minute on a CPU): same outputs and gradients up to float rounding, about
-    1.2x faster on a CPU at the size of `experiments/dnc_benchmark.py` (the link step, the largest part, is a
+    1.5x faster on a CPU at the size of `experiments/dnc_benchmark.py` (the link step, the largest part, is a
     numba kernel either way). Where compilation fails (no C++ compiler, an unsupported Python) it warns once
     and runs eagerly.
     """
@@ -141,7 +152,7 @@ class DNC(nn.Module):
         self.batch_first = batch_first
         self.compile_steps = compile  # not `self.compile`: that would hide nn.Module.compile
         self.cell = DNCCell(input_size, output_size, hidden_size, memory_slots, word_size, read_heads, sparse_links)
-        self._compiled_advance: Callable[[Tensor, DNCState], DNCState] | None = None
+        self._compiled_advance: Callable[[Tensor, DNCState, StepWeights | None], DNCState] | None = None
 
     def initial_state(
         self, batch_size: int, device: torch.device | None = None, dtype: torch.dtype | None = None
@@ -179,23 +190,44 @@ class DNC(nn.Module):
         cell.check_state(state, batch_size)
 
         projected = cell.controller.project_input(time_major)
+        steps = time_major.shape[0]
+        recurrent, interface = cell.controller.recurrent_weight, cell.interface.linear
+        # Training: the steps use the recurrent weights detached and their gradients come in one product per
+        # sequence (`deferred_weights`), from the inputs of every step, handed over after the loop.
+        defer = torch.is_grad_enabled() and recurrent.requires_grad and interface.weight.requires_grad
+        controller_inputs, interface_inputs = SequenceInputs(), SequenceInputs()
+        step_weights: Sequence[StepWeights | None] = [None] * steps
+        if defer:
+            projected = DeferredWeightGradient.apply(projected, recurrent, controller_inputs)
+            biases = DeferredWeightGradient.apply(
+                interface.bias.expand(steps, batch_size, -1), interface.weight, interface_inputs
+            )
+            fixed = recurrent.detach(), interface.weight.detach()
+            step_weights = [StepWeights(*fixed, bias) for bias in biases.unbind(0)]
+        initial = state
         advance = self._advance()
         hidden, reads = [], []
         traces: dict[str, list] = {name: [] for name in fields}
         # unbind, not projected[t]: the backward of each index fills and adds a whole (T, B, 4H) gradient, O(T^2).
-        for projected_t in projected.unbind(0):
-            state = advance(projected_t, state)
+        for projected_t, weights in zip(projected.unbind(0), step_weights, strict=True):
+            state = advance(projected_t, state, weights)
             hidden.append(state.controller.h)
             reads.append(state.read_vectors)
             for name in fields:
                 traces[name].append(getattr(state, name))
-        y = cell.readout(torch.stack(hidden), torch.stack(reads))
+        hidden_seq, reads_seq = torch.stack(hidden), torch.stack(reads)
+        if defer:
+            prev_hidden = torch.cat([initial.controller.h.unsqueeze(0), hidden_seq[:-1]])
+            prev_reads = torch.cat([initial.read_vectors.unsqueeze(0), reads_seq[:-1]]).flatten(2)
+            controller_inputs.inputs = torch.cat([prev_reads, prev_hidden], dim=-1).detach()
+            interface_inputs.inputs = hidden_seq.detach()
+        y = cell.readout(hidden_seq, reads_seq)
         time_dim = 1 if self.batch_first else 0
         if self.batch_first:
             y = y.transpose(0, 1)
         return y, state, {name: _stack_steps(values, time_dim) for name, values in traces.items()}
 
-    def _advance(self) -> Callable[[Tensor, DNCState], DNCState]:
+    def _advance(self) -> Callable[[Tensor, DNCState, StepWeights | None], DNCState]:
         """The recurrent step: `cell.advance`, compiled on first use when compile=True."""
         if not self.compile_steps:
             return self.cell.advance
@@ -216,7 +248,9 @@ def compiled_or_eager(function: Callable) -> Callable:
     the caller sees eager results; an error of the inputs themselves is raised again by the eager call.
     """
     try:
-        compiled = torch.compile(function, dynamic=False)
+        # cpp_wrapper: the code that launches the step's ~40 kernels is C++ instead of Python (5% of a step at the
+        # benchmark's size, measured; compilation takes as long).
+        compiled = torch.compile(function, dynamic=False, options={"cpp_wrapper": True})
     except Exception as err:  # e.g. "torch.compile is not supported on this Python"
         _warn_eager(err)
         return function

@@ -19,9 +19,11 @@ from dreamlab.dnc.temporal_links import TemporalLinkage
 def erase_and_write(memory: Tensor, write_weights: Tensor, erase_vector: Tensor, write_vector: Tensor) -> Tensor:
     """M_t = M_{t-1} o (E - w_t^w e_t^T) + w_t^w v_t^T; memory (B, N, W), w (B, N), e and v (B, W)."""
     weights = write_weights.unsqueeze(-1)
-    # M - M o (w e^T) + w v^T: three kernels, where M o (1 - w e^T) + w v^T takes four.
+    # M - M o (w e^T) + w v^T as three element-wise kernels (w e^T, then two broadcast multiply-adds), where
+    # M o (1 - w e^T) + w v^T takes four; a compiled step fuses them into one. baddbmm for the outer product
+    # w v^T would copy the (B, N, W) addend into its output first.
     kept = torch.addcmul(memory, memory, weights * erase_vector.unsqueeze(-2), value=-1.0)
-    return torch.baddbmm(kept, weights, write_vector.unsqueeze(-2))
+    return kept.addcmul_(weights, write_vector.unsqueeze(-2))
 
 
 def read_weighting(
