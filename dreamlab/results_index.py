@@ -30,7 +30,7 @@ HEADLINES: dict[str, tuple[str, ...]] = {
     "cmaes_benchmark": ("*.dreamlab.median_evaluations", "*.pycma.median_evaluations"),
     "cmaes_schaffer": ("success_rate", "evaluations_to_ftarget", "best_loss"),
     "colorize": ("held_out_mae_hint", "held_out_mae_no_hint", "steps"),
-    "dnc_benchmark": ("implementations.*.cpu_ms_per_step_median", "speedup_over_pytorch_dnc_cpu_time"),
+    "dnc_benchmark": ("by_threads.*.speedup_over_pytorch_dnc.*",),
     "dnc_copy": ("bit_error_at_1x_length.*", "bit_error_at_2x_length.*"),
     "dnc_dsprites": ("next_image_bce", "pixel_marginal_bce"),
     "dnc_dsprites_summary": ("next_image_bce.*",),

@@ -10,10 +10,13 @@ shapes and dtype: `dreamlab` (eager; on a CPU the dense link step runs as numba 
 opaque operators inside the graph), `dreamlab_sparse_k8` (top-K links) and `pytorch_dnc` (`pip install dnc
 --no-deps`). For each
 thread count they are timed in interleaved rounds after warm-up rounds (compilation happens there), so a change
-in machine load hits all of them alike; the load average is recorded before and after. On the CPU both
-wall-clock and process CPU time are reported: with one thread, CPU time is the steadier number on a shared
-machine; with two, CPU time adds both threads' time, so the speedups use wall time. `profile` adds each
-dreamlab variant's top operators (self time per sequence step, under torch.profiler) to the result.
+in machine load hits all of them alike; the load average is recorded before and after. All that runs in
+`--processes` fresh processes one after another (the step times of one process and the next differ by up to ~15%
+on the machine of record); each speedup is the median of the processes' own, and each process's numbers are
+kept. On the CPU both wall-clock and process CPU time are reported: with one thread, CPU time is the steadier
+number on a shared machine; with two, CPU time adds both threads' time, so the speedups use wall time.
+`profile` adds each dreamlab variant's top operators (self time per sequence step, under torch.profiler, in the
+first process) to the result.
 
 On a GPU the picture changes (not measured here: no GPU on the machine of record). Each step is some 150
 small kernels forward and 250 backward, each a few microseconds of work on (B, N) or (B, N, W) tensors, so
@@ -27,11 +30,16 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.metadata
+import json
 import os
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 
@@ -65,6 +73,7 @@ class DNCBenchmarkConfig(RunConfig):
     compiled: bool = True  # also time DNC(..., compile=True)
     rounds: int = 7
     warmup: int = 2
+    processes: int = 3  # fresh processes, one after another, each timing everything; speedups are their median
     thread_counts: tuple[int, ...] = (1, 2)  # time everything with each of these torch intra-op thread counts
     compare_pytorch_dnc: bool = True
     profile: bool = True  # record each dreamlab variant's top operators (one thread) in the result
@@ -72,7 +81,7 @@ class DNCBenchmarkConfig(RunConfig):
     def validate(self) -> None:
         super().validate()
         positive(self, "batch_size", "sequence_length", "input_size", "memory_slots", "word_size", "read_heads")
-        positive(self, "hidden_size", "rounds")
+        positive(self, "hidden_size", "rounds", "processes")
         if self.warmup < 1:
             raise UserError("warmup must be >= 1: the first call of each implementation (and compilation) is excluded")
         if not self.thread_counts or min(self.thread_counts) < 1:
@@ -82,7 +91,14 @@ class DNCBenchmarkConfig(RunConfig):
 
 
 PRESETS = {
-    "smoke": {"sequence_length": 5, "memory_slots": 32, "word_size": 16, "rounds": 2, "compiled": False},
+    "smoke": {
+        "sequence_length": 5,
+        "memory_slots": 32,
+        "word_size": 16,
+        "rounds": 2,
+        "compiled": False,
+        "processes": 1,
+    },
     "fast": {},
     "paper": {"rounds": 21, "warmup": 3},
 }
@@ -236,14 +252,11 @@ def top_operators(step: Callable, sequence_length: int, count: int = 15) -> list
     ]
 
 
-@cli
-def main(argv: list[str] | None = None) -> dict:
-    config = parse_config(DNCBenchmarkConfig, PRESETS, argv, description=__doc__)
-    start = time.perf_counter()
+def measure_here(config: DNCBenchmarkConfig) -> dict:
+    """Every implementation timed in this process at every thread count, and (if asked) the top operators."""
     seed_everything(config.seed)
     device, dtype = resolve_device(config.device), resolve_dtype(config.dtype)
     steps, pytorch_dnc_status = build_steps(config, device, dtype)
-
     metrics: dict[str, object] = {"pytorch_dnc": pytorch_dnc_status, "gpu_expectations": GPU_EXPECTATIONS}
     metrics["by_threads"] = {str(threads): measure(config, steps, device, threads) for threads in config.thread_counts}
     if config.profile:
@@ -253,6 +266,65 @@ def main(argv: list[str] | None = None) -> dict:
             for name, (step, _) in steps.items()
             if name != "pytorch_dnc"
         }
+    return metrics
+
+
+def measure_in_processes(config: DNCBenchmarkConfig, argv: list[str]) -> dict:
+    """`measure_here` in `config.processes` fresh processes, one after another, and the median over them.
+
+    On the machine of record the step times of a process differ from those of the next by up to ~15% (where its
+    memory landed, what the neighbours did), more than between the rounds of one process; so each process times
+    all implementations interleaved, and a speedup is the median of the processes' own speedups.
+    """
+    runs = []
+    with tempfile.TemporaryDirectory() as scratch:
+        for k in range(config.processes):
+            command = [sys.executable, __file__, *argv, "--processes", "1", "--results_dir", scratch]
+            command += ["--name", f"process{k}", "--profile" if config.profile and k == 0 else "--no-profile"]
+            subprocess.run(command, check=True, stdout=subprocess.DEVNULL)  # a failing process raises here
+            runs.append(json.loads((Path(scratch) / "dnc" / f"process{k}.json").read_text())["metrics"])
+    metrics = {key: runs[0][key] for key in ("pytorch_dnc", "gpu_expectations", "profile_one_thread") if key in runs[0]}
+    metrics["by_threads"] = {
+        threads: median_block([run["by_threads"][threads] for run in runs]) for threads in runs[0]["by_threads"]
+    }
+    return metrics
+
+
+def median_block(blocks: list[dict]) -> dict:
+    """One thread count's blocks from several processes: medians of their numbers, and each process's block."""
+    merged: dict[str, object] = {
+        "threads": blocks[0]["threads"],
+        "load_average_1min_before": blocks[0]["load_average_1min_before"],
+        "load_average_1min_after": blocks[-1]["load_average_1min_after"],
+        "implementations": {
+            name: {
+                key: statistics.median(block["implementations"][name][key] for block in blocks)
+                for key in row
+                if key != "parameters"
+            }
+            | {"parameters": row["parameters"]}
+            for name, row in blocks[0]["implementations"].items()
+        },
+    }
+    if "speedup_over_pytorch_dnc" in blocks[0]:
+        merged["speedup_clock"] = blocks[0]["speedup_clock"]
+        speedups = {
+            name: [block["speedup_over_pytorch_dnc"][name] for block in blocks]
+            for name in blocks[0]["speedup_over_pytorch_dnc"]
+        }
+        merged["speedup_over_pytorch_dnc"] = {name: statistics.median(values) for name, values in speedups.items()}
+        merged["speedup_per_process"] = speedups
+    merged["processes"] = blocks
+    return merged
+
+
+@cli
+def main(argv: list[str] | None = None) -> dict:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    config = parse_config(DNCBenchmarkConfig, PRESETS, argv, description=__doc__)
+    start = time.perf_counter()
+    device = resolve_device(config.device)  # a missing GPU fails here, before any process starts
+    metrics = measure_here(config) if config.processes == 1 else measure_in_processes(config, argv)
     name = config.name or ("benchmark" if config.preset == "fast" else f"benchmark_{config.preset}")
     path = write_result(
         "dnc",
@@ -273,11 +345,13 @@ def main(argv: list[str] | None = None) -> dict:
         speedups = block.get("speedup_over_pytorch_dnc", {})
         for impl, row in block["implementations"].items():
             ratio = f"  {speedups[impl]:.2f}x pytorch-dnc" if impl in speedups else ""
+            if impl in block.get("speedup_per_process", {}):
+                ratio += " (processes: " + ", ".join(f"{v:.2f}" for v in block["speedup_per_process"][impl]) + ")"
             print(
                 f"  {impl:24s} cpu {row['cpu_ms_per_step_median']:7.2f} ms"
                 f"  wall {row['wall_ms_per_step_median']:7.2f} ms  ({row['parameters']} parameters){ratio}"
             )
-    print(f"pytorch-dnc: {pytorch_dnc_status}")
+    print(f"pytorch-dnc: {metrics['pytorch_dnc']}")
     print(f"result: {path}")
     return metrics
 

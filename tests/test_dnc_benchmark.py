@@ -23,11 +23,23 @@ def test_smoke_preset_times_every_variant_per_thread_count(tmp_path):
     assert "GPU" in metrics["gpu_expectations"]
 
 
+def test_several_processes_are_merged_by_their_median(tmp_path):
+    main = load_experiment("dnc_benchmark").main
+    argv = ["--preset", "smoke", "--results_dir", str(tmp_path), "--no-compare_pytorch_dnc", "--thread_counts", "1"]
+    main([*argv, "--processes", "3", "--no-profile"])
+    block = json.loads((tmp_path / "dnc" / "benchmark_smoke.json").read_text())["metrics"]["by_threads"]["1"]
+    assert len(block["processes"]) == 3
+    for name, row in block["implementations"].items():
+        values = sorted(run["implementations"][name]["cpu_ms_per_step_median"] for run in block["processes"])
+        assert row["cpu_ms_per_step_median"] == values[1]
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
         (["--thread_counts", "0"], "thread_counts must be positive"),
         (["--warmup", "0"], "warmup must be >= 1"),
+        (["--processes", "0"], "processes must be"),
         (["--sparse_links", "64"], "sparse_links must be in"),
     ],
 )
