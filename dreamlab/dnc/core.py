@@ -131,7 +131,7 @@ class DNC(nn.Module):
 
     compile=True runs each recurrent step through `torch.compile` (compiled on first use, for each new batch
     size, dtype or device; about a minute on a CPU): same outputs and gradients up to float rounding, about
-    1.5x faster on a CPU at the size of `experiments/dnc_benchmark.py` (the link step, the largest part, is a
+    1.4x faster on a CPU at the size of `experiments/dnc_benchmark.py` (the link step, the largest part, is a
     numba kernel either way). Where compilation fails (no C++ compiler, an unsupported Python) it warns once
     and runs eagerly.
     """
