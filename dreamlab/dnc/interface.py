@@ -70,7 +70,8 @@ class InterfaceLayer(nn.Module):
         self.linear = nn.Linear(hidden_size, interface_size(word_size, read_heads))
 
     def forward(self, hidden: Tensor, weight: Tensor | None = None, bias: Tensor | None = None) -> Interface:
-        """xi_t from h_t (B, H); weight and bias (B, |xi|) replace the parameters (`DNC` passes them detached)."""
+        """xi_t from h_t (B, H); weight (|xi|, H) and bias (B, |xi|) replace the parameters (`DNC` passes them
+        detached)."""
         if weight is None:
             return split_interface(self.linear(hidden), self.word_size, self.read_heads)
         return split_interface(torch.addmm(bias, hidden, weight.t()), self.word_size, self.read_heads)
