@@ -25,6 +25,7 @@ import torch
 
 from dreamlab.config import RESULTS_DIR, RunConfig, check_results_dir, config_dict
 from dreamlab.files import atomic_write_json, atomic_write_text
+from dreamlab.runs import UserError
 
 
 def git_commit(repo: str | os.PathLike | None = None) -> str:
@@ -211,3 +212,13 @@ class StageTimer:
 
     def load_state_dict(self, state: Mapping[str, float]) -> None:
         self.seconds = {k: float(v) for k, v in state.items()}
+
+
+def find_result(folders: list[Path], name: str, script: str) -> Path:
+    """The first of ``folders`` holding the result file ``name``.json; a :class:`UserError` naming the ``script``
+    that makes it when none does."""
+    for folder in folders:
+        if (folder / f"{name}.json").is_file():
+            return folder / f"{name}.json"
+    searched = " or ".join(str(folder / f"{name}.json") for folder in folders)
+    raise UserError(f"no result file {searched}: run {script} --name {name} first")

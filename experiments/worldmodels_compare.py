@@ -21,18 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from dreamlab.config import RESULTS_DIR, committed_results_dir
-from dreamlab.results import CurveLog, write_result
-from dreamlab.runs import UserError, check_writable, cli
+from dreamlab.results import CurveLog, find_result, write_result
+from dreamlab.runs import check_writable, cli
 from dreamlab.worldmodels.plots import TestedRun, save_core_comparison
-
-
-def find_result(folders: list[Path], run: str) -> Path:
-    """The first of ``folders`` holding ``run``'s result file."""
-    for folder in folders:
-        if (folder / f"{run}.json").is_file():
-            return folder / f"{run}.json"
-    searched = " or ".join(str(folder / f"{run}.json") for folder in folders)
-    raise UserError(f"no result file {searched}: run experiments/worldmodels.py --name {run} first")
 
 
 def load_run(path: Path) -> tuple[dict, TestedRun]:
@@ -107,7 +98,7 @@ def main(argv: list[str] | None = None) -> dict:
     results: dict[str, list[dict]] = {}
     runs: dict[str, list[TestedRun]] = {}
     for name in args.runs:
-        result, run = load_run(find_result(sources, name))
+        result, run = load_run(find_result(sources, name, "experiments/worldmodels.py"))
         core = result["config"]["core"]
         results.setdefault(core, []).append(result)
         runs.setdefault(core, []).append(run)

@@ -113,23 +113,32 @@ class WorldModel:
     def dream(self, seed: int = 0, max_steps: int | None = None) -> tuple[float, np.ndarray]:
         """One dream episode of C inside M at the run's temperature: its return and the frames V decodes from the
         dreamed z's (doom only: the dream needs M's done head to know when the agent dies)."""
+        dream = self._dream(self.config.temperature, max_steps)
+        returns, z = dream.returns(torch.as_tensor(self.params)[None], 1, seed=seed, record=True)
+        return float(returns[0, 0]), self.decode(z)
+
+    def dream_returns(self, episodes: int, temperature: float | None = None, seed: int = 0) -> np.ndarray:
+        """C's returns in ``episodes`` dream episodes at ``temperature`` (the run's by default), one batch."""
+        dream = self._dream(self.config.temperature if temperature is None else temperature, None)
+        returns = dream.returns(torch.as_tensor(self.params)[None], episodes, seed=seed)
+        return returns[0].double().cpu().numpy()
+
+    def _dream(self, temperature: float, max_steps: int | None) -> Dream:
         if not self.model.predict_done:
             raise UserError(f"task {self.config.task} has no done head to dream with; play the real game instead")
         config = self.config
-        dream = Dream(
+        return Dream(
             self.model,
             self.task,
             self.controller,
             self.initial_mu,
             self.initial_logvar,
-            config.temperature,
+            temperature,
             max_steps or self.max_steps,
             config.include_cell,
             config.done_pos_weight,
             config.z_only,
         )
-        returns, z = dream.returns(torch.as_tensor(self.params)[None], 1, seed=seed, record=True)
-        return float(returns[0, 0]), self.decode(z)
 
     def play(self, seed: int = FINAL_SEED_BASE, max_steps: int | None = None) -> EpisodeResult:
         """One whole real episode of C, in this process, with its frames (the final test's first episode by

@@ -134,3 +134,22 @@ def save_core_comparison(runs: dict[str, list[TestedRun]], path: str | os.PathLi
     curve_ax.legend(loc="best", fontsize=7)
     final_ax.set_ylabel("tested controllers, fresh real episodes (dots: run means)")
     return save_figure(fig, path)
+
+
+def save_temperature_calibration(runs: dict[str, dict], path: str | os.PathLike) -> Path:
+    """Dream score of each run's tested controller against M's temperature (mean +- standard error), with the
+    controller's real check score as a dashed line of the same colour and the calibrated temperature circled.
+    ``runs``: {label: {"temperatures", "dream_means", "dream_stderrs", "real_check", "calibrated"}}."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for (label, run), colour in zip(runs.items(), colours, strict=False):
+        taus, means = run["temperatures"], run["dream_means"]
+        ax.errorbar(taus, means, yerr=run["dream_stderrs"], fmt="o-", capsize=3, color=colour, label=f"{label}: dream")
+        ax.axhline(run["real_check"], color=colour, linestyle="--", label=f"{label}: real (its checks)")
+        if run["calibrated"] is not None:
+            ax.plot(run["calibrated"], means[taus.index(run["calibrated"])], "o", ms=14, mfc="none", color=colour)
+    ax.set_xlabel("temperature tau of M's sampling")
+    ax.set_ylabel("tested controller's return")
+    ax.legend(loc="best", fontsize=8)
+    ax.grid(alpha=0.3)
+    return save_figure(fig, path)
