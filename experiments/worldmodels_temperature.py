@@ -22,6 +22,7 @@ import numpy as np
 from dreamlab.config import RESULTS_DIR, committed_results_dir
 from dreamlab.results import CurveLog, find_result, write_result
 from dreamlab.runs import UserError, check_writable, cli
+from dreamlab.runtime import set_threads
 from dreamlab.worldmodels.loading import WorldModel
 from dreamlab.worldmodels.pipeline import WorldModelsConfig, run_paths
 from dreamlab.worldmodels.plots import save_temperature_calibration
@@ -53,9 +54,11 @@ def main(argv: list[str] | None = None) -> dict:
         help=f"read runs from and write the calibration to DIR/worldmodels (default {RESULTS_DIR}; results publishes)",
     )
     parser.add_argument("--name", default="doom_dream_temperature")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default, one per core)")
     args = parser.parse_args(argv)
-    if args.episodes < 1 or any(not tau > 0 for tau in args.temperatures):
-        parser.error("--episodes must be >= 1 and every --temperatures value > 0")
+    if args.episodes < 1 or args.threads < 0 or any(not tau > 0 for tau in args.temperatures):
+        parser.error("--episodes must be >= 1, --threads >= 0 and every --temperatures value > 0")
+    set_threads(args.threads)
     started = time.perf_counter()
     folder = Path(args.results_dir) / "worldmodels"
     committed = committed_results_dir() / "worldmodels"
