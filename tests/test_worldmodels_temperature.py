@@ -59,7 +59,9 @@ def test_dream_returns_are_those_of_the_tested_controller_at_each_temperature(fi
 
 def test_the_script_writes_each_runs_curve_check_and_calibration(finished_run, capsys):
     results = finished_run / "results"
-    rows = calibrate.main(["tiny", "--temperatures", "2", "1", "--episodes", "4", "--threads", "1", "--results_dir", str(results)])
+    rows = calibrate.main(
+        ["tiny", "--temperatures", "2", "1", "--episodes", "4", "--threads", "1", "--results_dir", str(results)]
+    )
     row = rows["tiny"]
     result = json.loads((results / "worldmodels" / "tiny.json").read_text())
     assert row["tested_generation"] == result["metrics"]["final_controller_generation"]
