@@ -232,6 +232,20 @@ def test_runs_differing_only_in_c_share_the_data_dir(run_dir, tmp_path):
     assert len(latent_dirs(run_dir)) == 1 and not (tmp_path / "other" / "rollouts").exists()
 
 
+def test_a_c_only_repeat_reuses_another_runs_m(run_dir, tmp_path, capsys):
+    other = tmp_path / "other"
+    out = main(other, "--data_dir", str(run_dir), "--m_from", str(run_dir), "--c_seed", "1")
+    assert "M: reusing" in capsys.readouterr().out and out["episodes"] == 1
+    assert (other / "mdnrnn.pt").read_bytes() == (run_dir / "mdnrnn.pt").read_bytes()  # not retrained
+    # An M of another config is refused by name, as any checkpoint is; a source without M before any work.
+    err = refused(
+        capsys, tmp_path / "bigger", "--data_dir", str(run_dir), "--m_from", str(run_dir), "--hidden_size", "12"
+    )
+    assert "mdnrnn.pt" in err and "hidden_size" in err
+    err = refused(capsys, tmp_path / "third", "--m_from", str(tmp_path / "nowhere"))
+    assert "--m_from" in err and "no mdnrnn.pt" in err and not (tmp_path / "third" / "rollouts").exists()
+
+
 # 2. Broken models never produce a result.
 
 

@@ -304,7 +304,7 @@ def test_c_seed_repeats_c_on_the_same_m(tmp_path):
     )
     with pytest.raises(CheckpointError, match="c_seed"):
         stage_checkpointer(tmp_path, "cmaes.pt", c_seed=1).load()
-    # C on z alone is another controller on the same M (docs/worldmodels.md copies M's checkpoint for it).
+    # C on z alone is another controller on the same M (--m_from reuses it: docs/worldmodels.md).
     assert stage_checkpointer(tmp_path, "mdnrnn.pt", z_only=True).load() == {"step": 1}
     with pytest.raises(CheckpointError, match="z_only"):
         stage_checkpointer(tmp_path, "cmaes.pt", z_only=True).load()

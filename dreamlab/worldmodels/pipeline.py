@@ -22,7 +22,7 @@ import contextlib
 import dataclasses
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Literal
 
@@ -32,7 +32,7 @@ import torch
 from dreamlab.checkpoint import Checkpointer
 from dreamlab.cmaes import CMAES
 from dreamlab.config import RunConfig, config_dict, in_range, non_negative, positive
-from dreamlab.files import atomic_write_json
+from dreamlab.files import atomic_write_bytes, atomic_write_json
 from dreamlab.parallel import WorkerPool
 from dreamlab.progress import tensorboard_dir
 from dreamlab.results import CurveLog, StageTimer, write_result
@@ -120,6 +120,9 @@ class WorldModelsConfig(RunConfig):
     trials: int = 8
     sigma0: float = 0.1
     c_seed: int = -1  # seed of CMA-ES and of the dream/real fitness episodes; -1 = seed. Repeats C alone on one M.
+    # The run dir of a run whose trained M this one reuses, for C-only repeats (another --c_seed, --temperature,
+    # --z_only): its mdnrnn.pt is copied in when this run has none yet, then verified like any checkpoint.
+    m_from: str = ""
     generations: int = 60
     real_eval_every: int = 10
     real_eval_episodes: int = 16
@@ -343,6 +346,15 @@ class _StageLog:
         self(f"stage {name} done")
 
 
+def reuse_m(source_run: Path, run_dir: Path, log: Callable[[str], None]) -> None:
+    """Copy source_run's M checkpoint into run_dir, unless run_dir has its own (then this is a resume)."""
+    target = run_dir / "mdnrnn.pt"
+    if target.exists() or source_run.resolve() == run_dir.resolve():
+        return
+    atomic_write_bytes(target, (source_run / "mdnrnn.pt").read_bytes())
+    log(f"M: reusing {source_run / 'mdnrnn.pt'} (verified next against this run's config and latents)")
+
+
 def _run(config: WorldModelsConfig, name: str, run_dir: Path, out_dir: Path) -> dict:
     """The pipeline, in a locked run dir: every stage resumes from its checkpoint or reloads its result."""
     data_dir = Path(config.data_dir) if config.data_dir else run_dir
@@ -351,6 +363,8 @@ def _run(config: WorldModelsConfig, name: str, run_dir: Path, out_dir: Path) -> 
     device, dtype = resolve_device(config.device), resolve_dtype(config.dtype)
     task = get_task(config.task)
     max_steps = config.max_steps or task.max_episode_steps
+    if config.m_from and not (run_dir / "mdnrnn.pt").exists() and not (Path(config.m_from) / "mdnrnn.pt").is_file():
+        raise UserError(f"--m_from {config.m_from}: it holds no mdnrnn.pt (train that run's M first)")
     atomic_write_json(run_dir / "config.json", config_dict(config))
 
     log = _StageLog(run_dir / "stage_seconds.json")
@@ -409,6 +423,8 @@ def _run(config: WorldModelsConfig, name: str, run_dir: Path, out_dir: Path) -> 
                 log(f"{old_latents} is no longer read (latents are keyed by V's weights); delete it once M is trained")
         data_stages.close()  # the data is ready: another run sharing the data dir may now prepare its own
 
+        if config.m_from:
+            reuse_m(Path(config.m_from), run_dir, log)
         # M records the latents it trains on: a checkpoint of a run whose latents differ is refused. One written
         # before checkpoints recorded inputs is adopted when the latents of that time equal this V's.
         m_checkpointer = StageCheckpointer(
