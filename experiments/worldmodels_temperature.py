@@ -6,7 +6,8 @@ For each run (its result <name>.json in ``--results_dir``/worldmodels or the com
 checkpoints in the run dir its config names) plays the tested controller in ``--episodes`` dream episodes at every
 ``--temperatures`` value, and compares the dream score with the controller's real score from the run's own check
 (episodes disjoint from the final test's). The calibrated tau is the lowest at which the dream is no easier than the
-game (`dreamlab.worldmodels.temperature`); train C again at it with ``experiments/worldmodels.py --temperature``.
+game (`dreamlab.worldmodels.temperature`); C searched again at it (``experiments/worldmodels.py --temperature
+--m_from``) tests whether a harder dream helps: on the committed Doom runs it did not (docs/worldmodels.md).
 Writes <--name>.json and .png into ``--results_dir``/worldmodels.
 """
 

@@ -1,4 +1,4 @@
-"""How hard M's dream is at each temperature, and the temperature at which C should train in it.
+"""How hard M's dream is at each temperature, and the temperature at which it is as hard as the game.
 
 Ha & Schmidhuber (2018, section 4.5) raise the temperature tau of M's sampling so that the dream is harder than the
 game: a controller evolved in an easy dream learns to exploit M's imperfections, and its dream score overstates
@@ -6,7 +6,8 @@ its real one (their Table 2: at tau 1.0 a dream score of 1145 went with a real 8
 differs from run to run, so the tau that makes the dream as hard as the game does too. The calibration here
 measures it on a finished run: the dream score of the run's tested controller at each tau, against that
 controller's real score from the run's own checks (episodes disjoint from the final test's), and picks the lowest
-tau at which the dream is no easier than the game.
+tau at which the dream is no easier than the game. Whether C trained there does better is an experiment, not a
+given: on the committed Doom runs it tested worse (docs/worldmodels.md, "A harder dream").
 """
 
 from __future__ import annotations
