@@ -14,35 +14,15 @@ over its runs and their spread, the number a single C search cannot give.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
 import numpy as np
 
 from dreamlab.config import RESULTS_DIR, committed_results_dir
-from dreamlab.results import CurveLog, find_result, write_result
+from dreamlab.results import find_result, write_result
 from dreamlab.runs import check_writable, cli
-from dreamlab.worldmodels.plots import TestedRun, save_core_comparison
-
-
-def load_run(path: Path) -> tuple[dict, TestedRun]:
-    """A result file and its curve (in the same folder), cut at the generation the result evaluated."""
-    folder, run = path.parent, path.stem
-    result = json.loads(path.read_text())
-    # A result saved part-way through a longer run shares the run's curve file, named after config.name when the
-    # run was given one.
-    curve = CurveLog.from_csv(folder / f"{result['config']['name'] or run}_curve.csv")
-    curve.rows = [row for row in curve.rows if row["generation"] <= result["metrics"]["generations"]]
-    tested = TestedRun(
-        label=f"C seed {result['config'].get('c_seed', 0)}",
-        curve=curve,
-        check_episodes=result["config"]["real_eval_episodes"],
-        # Results written before the choice existed tested the last generation's mean.
-        tested_generation=result["metrics"].get("final_controller_generation", result["metrics"]["generations"]),
-        final_returns=np.asarray(result["metrics"]["real_episode_returns"], dtype=float),
-    )
-    return result, tested
+from dreamlab.worldmodels.plots import TestedRun, load_tested_run, save_core_comparison
 
 
 def core_summary(results: list[dict], runs: list[TestedRun], solved: float | None) -> dict:
@@ -98,7 +78,7 @@ def main(argv: list[str] | None = None) -> dict:
     results: dict[str, list[dict]] = {}
     runs: dict[str, list[TestedRun]] = {}
     for name in args.runs:
-        result, run = load_run(find_result(sources, name, "experiments/worldmodels.py"))
+        result, run = load_tested_run(find_result(sources, name, "experiments/worldmodels.py"))
         core = result["config"]["core"]
         results.setdefault(core, []).append(result)
         runs.setdefault(core, []).append(run)

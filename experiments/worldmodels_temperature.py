@@ -14,32 +14,30 @@ Writes <--name>.json and .png into ``--results_dir``/worldmodels.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
 import numpy as np
 
 from dreamlab.config import RESULTS_DIR, committed_results_dir
-from dreamlab.results import CurveLog, find_result, write_result
+from dreamlab.results import find_result, write_result
 from dreamlab.runs import UserError, check_writable, cli
 from dreamlab.runtime import set_threads
 from dreamlab.worldmodels.loading import WorldModel
 from dreamlab.worldmodels.pipeline import WorldModelsConfig, run_paths
-from dreamlab.worldmodels.plots import save_temperature_calibration
+from dreamlab.worldmodels.plots import TestedRun, load_tested_run, save_temperature_calibration
 from dreamlab.worldmodels.temperature import calibrated_temperature, dream_returns_by_temperature
 
 TEMPERATURES = (1.0, 1.15, 1.3, 1.5, 1.75, 2.0)
 
 
-def check_score(result: dict, result_path: Path) -> tuple[float, int]:
-    """The real check score of the run's tested controller and its generation, from the run's curve."""
-    generation = result["metrics"].get("final_controller_generation", result["metrics"]["generations"])
-    curve = CurveLog.from_csv(result_path.parent / f"{result['config']['name'] or result_path.stem}_curve.csv")
-    checked = [row for row in curve.rows if row["generation"] == generation and row.get("real_mean") is not None]
+def check_score(run: TestedRun, name: str) -> float:
+    """The real check score of the run's tested controller, from the run's curve."""
+    rows = run.curve.rows
+    checked = [row for row in rows if row["generation"] == run.tested_generation and row.get("real_mean") is not None]
     if not checked:
-        raise UserError(f"{result_path.stem}: its curve has no real check at the tested generation {generation}")
-    return float(checked[0]["real_mean"]), generation
+        raise UserError(f"{name}: its curve has no real check at the tested generation {run.tested_generation}")
+    return float(checked[0]["real_mean"])
 
 
 @cli
@@ -69,8 +67,8 @@ def main(argv: list[str] | None = None) -> dict:
     temperatures = sorted(set(args.temperatures))
     rows: dict[str, dict] = {}
     for name, path in paths.items():
-        result = json.loads(path.read_text())
-        real, generation = check_score(result, path)
+        result, run = load_tested_run(path)
+        real, generation = check_score(run, name), run.tested_generation
         config = WorldModelsConfig(**result["config"])
         world = WorldModel.load(run_paths(config)[1])
         returns = dream_returns_by_temperature(world, temperatures, args.episodes, args.seed)

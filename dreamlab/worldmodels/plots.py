@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,6 +93,26 @@ class TestedRun:
     check_episodes: int
     tested_generation: int
     final_returns: np.ndarray
+
+
+def load_tested_run(path: str | os.PathLike) -> tuple[dict, TestedRun]:
+    """A World Models result file and its run as `TestedRun`, the curve (in the same folder) cut at the generation
+    the result evaluated."""
+    path = Path(path)
+    result = json.loads(path.read_text())
+    # A result saved part-way through a longer run shares the run's curve file, named after config.name when the
+    # run was given one.
+    curve = CurveLog.from_csv(path.parent / f"{result['config']['name'] or path.stem}_curve.csv")
+    curve.rows = [row for row in curve.rows if row["generation"] <= result["metrics"]["generations"]]
+    tested = TestedRun(
+        label=f"C seed {result['config'].get('c_seed', 0)}",
+        curve=curve,
+        check_episodes=result["config"]["real_eval_episodes"],
+        # Results written before the choice existed tested the last generation's mean.
+        tested_generation=result["metrics"].get("final_controller_generation", result["metrics"]["generations"]),
+        final_returns=np.asarray(result["metrics"]["real_episode_returns"], dtype=float),
+    )
+    return result, tested
 
 
 def save_core_comparison(runs: dict[str, list[TestedRun]], path: str | os.PathLike, solved: float | None) -> Path:
