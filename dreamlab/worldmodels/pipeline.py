@@ -224,6 +224,17 @@ PRESETS = {
         "final_episodes": 4,
     },
     "fast": {},
+    # Doom's committed headline (results/worldmodels/doom_takecover_{lstm,dnc}_r10k*.json): Ha & Schmidhuber's 10,000
+    # random rollouts, M over 2400 steps, C on [z, h, c] in the dream, tested as in the thesis (100-episode real
+    # checks every 10 generations, the best check re-tested on fresh episodes). Choose --core; --data_dir shares the
+    # rollouts and V between the cores' runs.
+    "doom_r10k": {
+        "rollouts": 10000,
+        "m_steps": 2400,
+        "include_cell": True,
+        "real_eval_episodes": 100,
+        "final_controller": "best_check",
+    },
     "paper": {
         "rollouts": 10000,
         "vae_rollouts": 1000,
