@@ -13,6 +13,7 @@ from dreamlab.worldmodels.cores import (
     select_state,
 )
 from dreamlab.worldmodels.dream import Dream, sample_mixture_from_noise
+from dreamlab.worldmodels.iterative import collect_controller_rollouts
 from dreamlab.worldmodels.loading import WorldModel
 from dreamlab.worldmodels.mdnrnn import MDNRNN, MDNOutput, mdnrnn_loss
 from dreamlab.worldmodels.real import (
@@ -22,6 +23,7 @@ from dreamlab.worldmodels.real import (
     play_episodes,
     play_population,
     real_population_returns,
+    record_rollouts,
 )
 from dreamlab.worldmodels.rollouts import (
     ROLLOUT_KEYS,
@@ -62,6 +64,7 @@ __all__ = [
     "Task",
     "WorldModel",
     "agent_spec",
+    "collect_controller_rollouts",
     "collect_rollout",
     "collect_rollouts",
     "detach_state",
@@ -81,6 +84,7 @@ __all__ = [
     "play_episodes",
     "play_population",
     "real_population_returns",
+    "record_rollouts",
     "register_core",
     "reset_state",
     "rollout_path",

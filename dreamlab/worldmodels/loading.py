@@ -30,7 +30,16 @@ from dreamlab.runs import UserError
 from dreamlab.worldmodels.controller import LinearController, controller_input_size
 from dreamlab.worldmodels.dream import Dream
 from dreamlab.worldmodels.mdnrnn import MDNRNN
-from dreamlab.worldmodels.pipeline import FINAL_SEED_BASE, STAGE_INPUTS, WorldModelsConfig, build_m, dnc_options
+from dreamlab.worldmodels.pipeline import (
+    FINAL_SEED_BASE,
+    STAGE_INPUTS,
+    WorldModelsConfig,
+    build_m,
+    dnc_options,
+    round_file,
+    round_inputs,
+    round_m_inputs,
+)
 from dreamlab.worldmodels.plots import decode_frames
 from dreamlab.worldmodels.provenance import StageCheckpointer, fingerprint
 from dreamlab.worldmodels.real import EpisodeResult, agent_spec, evaluate_real
@@ -71,18 +80,23 @@ class WorldModel:
         if not (data_dir / "rollouts").is_dir():
             raise UserError(f"{data_dir / 'rollouts'} is missing: the run's rollouts were moved or deleted")
         latent_dir = latents_folder(data_dir, vae, data_dir / "rollouts", create=False)
-        latents = load_latents([latent_path(latent_dir, i) for i in range(config.rollouts)])
+        latent_paths = [latent_path(latent_dir, i) for i in range(config.rollouts)]
+        latents = load_latents(latent_paths)
         model = build_m(config).to(device)
         m_state = _stage_state(
             StageCheckpointer(run_dir, config, "mdnrnn.pt", STAGE_INPUTS["mdnrnn.pt"], latent_dir.name, "latents"),
             device,
         )
         model.load_state_dict(m_state["model"])
+        model, controller_latents = _last_round_m(config, run_dir, vae, model, device)
+        latents = load_latents(latent_paths + controller_latents) if controller_latents else latents
         input_size = controller_input_size(config.z_dim, model.core, config.include_cell, config.z_only)
         controller = LinearController(input_size, task)
-        c_state = _stage_state(
-            StageCheckpointer(run_dir, config, "cmaes.pt", STAGE_INPUTS["cmaes.pt"], fingerprint(model), "M"), device
+        last = config.iterations
+        c_checkpointer = StageCheckpointer(
+            run_dir, config, round_file("cmaes.pt", last), round_inputs("cmaes.pt", last), fingerprint(model), "M"
         )
+        c_state = _stage_state(c_checkpointer, device)
         generation, params = _tested_controller(config, controller, c_state)
         initial_mu, initial_logvar = latents.first_frames()
         return cls(config, vae.eval(), model.eval(), controller, params, generation, initial_mu, initial_logvar)
@@ -161,6 +175,28 @@ class WorldModel:
                 spec, self.params, [seed], pool, max_steps or self.max_steps, True, env_options=env_options
             )
         return result
+
+
+def _last_round_m(
+    config: WorldModelsConfig, run_dir: Path, vae: ConvVAE, model: MDNRNN, device: str | torch.device
+) -> tuple[MDNRNN, list[Path]]:
+    """The M of the run's last round of iterative training (``model`` itself without --iterations), each round's
+    checked against the M before it and its controller rollouts' latents; and those latents' files."""
+    folders: list[Path] = []
+    for round_index in range(1, config.iterations + 1):
+        folders.append(latents_folder(run_dir, vae, run_dir / f"rollouts_round{round_index}", create=False))
+        checkpointer = StageCheckpointer(
+            run_dir,
+            config,
+            round_file("mdnrnn.pt", round_index),
+            round_inputs("mdnrnn.pt", round_index),
+            round_m_inputs(model, folders),
+            "M and controller rollouts",
+        )
+        model = build_m(config).to(device)
+        model.load_state_dict(_stage_state(checkpointer, device)["model"])
+    paths = [latent_path(folder, i) for folder in folders for i in range(config.iteration_rollouts)]
+    return model, paths
 
 
 def _read_config(run_dir: Path) -> WorldModelsConfig:

@@ -4,6 +4,10 @@ A notebook runs it as ``run(make_config(WorldModelsConfig, PRESETS, "smoke", run
 gets the result's metrics and paths; :class:`dreamlab.worldmodels.loading.WorldModel` loads the trained run.
 ``experiments/worldmodels.py`` is its command line.
 
+With ``--iterations k`` the pipeline goes on with Ha & Schmidhuber's iterative training (section 5): k rounds of
+"the tested C plays real episodes, M trains on them too, C evolves again in the new dream and is tested"
+(:mod:`dreamlab.worldmodels.iterative`); the result reports the last round's test and every round's in ``rounds``.
+
 Every stage checkpoints into the run dir (default runs/worldmodels/<name>); running the same config again after a
 kill resumes where it stopped. Rollouts, V and the encoded latents go to ``data_dir`` (default: the run dir), so
 runs that differ only in M or C -- an LSTM and a DNC core, say -- can share one data dir and train V once.
@@ -40,6 +44,7 @@ from dreamlab.runs import NonFiniteError, UserError, run_directory
 from dreamlab.runtime import resolve_device, resolve_dtype, seed_everything, set_threads
 from dreamlab.worldmodels.controller import LinearController, controller_input_size
 from dreamlab.worldmodels.dream import Dream
+from dreamlab.worldmodels.iterative import collect_controller_rollouts
 from dreamlab.worldmodels.mdnrnn import MDNRNN
 from dreamlab.worldmodels.plots import (
     decode_frames,
@@ -51,8 +56,10 @@ from dreamlab.worldmodels.plots import (
 from dreamlab.worldmodels.provenance import StageCheckpointer, data_dir_lock, fingerprint
 from dreamlab.worldmodels.real import AgentSpec, agent_spec, evaluate_real, real_population_returns
 from dreamlab.worldmodels.rollouts import collect_rollouts, load_rollout
+from dreamlab.worldmodels.sequences import LatentEpisodes
 from dreamlab.worldmodels.tasks import get_task
 from dreamlab.worldmodels.training import (
+    Evolution,
     encode_rollouts,
     evolve_controller,
     latents_agree,
@@ -70,6 +77,7 @@ SOLVED = {"doom": 750.0, "carracing": 900.0}
 C_SEED_STRIDE = 100_003
 CURVE_SEED_BASE, FINAL_SEED_BASE = 10_000_000, 20_000_000
 CURVE_BLOCK = 1000  # seeds per real check: a check plays at most this many episodes
+ITERATION_SEED_BASE, ITERATION_BLOCK = 30_000_000, 1_000_000  # round k's controller rollouts: block k
 
 
 def episode_seeds(base: int, block: int, block_size: int, count: int) -> list[int]:
@@ -131,6 +139,12 @@ class WorldModelsConfig(RunConfig):
     # seeds are disjoint from the checks', so a best_check score is not the selection's own score.
     final_controller: Literal["last", "best_check"] = "last"
     final_episodes: int = 100
+    # Ha & Schmidhuber's iterative training (section 5; dreamlab.worldmodels.iterative): after the first C, each of
+    # `iterations` rounds plays the last tested C in iteration_rollouts real episodes, trains M iteration_m_steps
+    # more steps on the random rollouts and every round's controller rollouts, and evolves and tests C afresh.
+    iterations: int = 0
+    iteration_rollouts: int = 1000
+    iteration_m_steps: int = 2400
     checkpoint_seconds: float = 120.0
     # Real-game speed (each measured in results/worldmodels/real_benchmark.json). A worker steps games_per_worker
     # games at once, with V, M and C batched over them; lean_render (CarRacing) skips drawing what observations
@@ -160,7 +174,10 @@ class WorldModelsConfig(RunConfig):
             raise UserError("dream training needs a done head, which only the doom task has; pass --train_in real")
         if self.final_controller == "best_check" and self.real_eval_episodes < 1:
             raise UserError("--final_controller best_check needs real checks: set --real_eval_episodes >= 1")
-        positive(self, "games_per_worker")
+        positive(self, "games_per_worker", "iteration_rollouts", "iteration_m_steps")
+        non_negative(self, "iterations")
+        if self.iterations and self.train_in != "dream":
+            raise UserError("--iterations retrains M for the dream; with --train_in real, C already learns the game")
         non_negative(self, "no_progress_steps")
         if self.z_only and self.include_cell:
             raise UserError("--z_only hides M's state from C, cell included: drop --include_cell")
@@ -203,6 +220,23 @@ _C_INPUTS = (
     "no_progress_steps",
 )
 STAGE_INPUTS = {"vae.pt": _V_INPUTS, "mdnrnn.pt": _M_INPUTS, "cmaes.pt": _C_INPUTS, "evaluation.pt": _C_INPUTS}
+
+
+def round_file(filename: str, round_index: int) -> str:
+    """The checkpoint of stage ``filename`` in round ``round_index`` of iterative training (0: the first C)."""
+    return filename if round_index == 0 else filename.replace(".pt", f"_round{round_index}.pt")
+
+
+def round_inputs(filename: str, round_index: int) -> tuple[str, ...]:
+    """The config fields a round's checkpoint depends on; what earlier rounds made is checked by fingerprints."""
+    fields = STAGE_INPUTS[filename]
+    return fields if round_index == 0 else (*_C_INPUTS, "iteration_rollouts", "iteration_m_steps")
+
+
+def round_m_inputs(previous_m: MDNRNN, latent_folders: list[Path]) -> str:
+    """What round k's M is trained from: round k-1's M and the latents of every round's controller rollouts (their
+    folders are keyed by V and by the agent that played them, so the fingerprint covers the whole chain)."""
+    return fingerprint(previous_m, *[folder.name for folder in latent_folders])
 
 
 PRESETS = {
@@ -382,12 +416,6 @@ def _run(config: WorldModelsConfig, name: str, run_dir: Path, out_dir: Path) -> 
     tensorboard = tensorboard_dir(config, run_dir)  # V's, M's and C's curves live, with --tensorboard
     stage = log.stage
 
-    def checkpointer(filename: str) -> Checkpointer:
-        folder = data_dir if filename == "vae.pt" else run_dir
-        return Checkpointer(folder, config, filename=filename, depends_on=STAGE_INPUTS[filename])
-
-    core_options = dnc_options(config)
-
     with WorkerPool(config.workers, config.ray_address or None) as pool, contextlib.ExitStack() as data_stages:
         data_stages.enter_context(data_dir_lock(data_dir))
         with stage("collect"):
@@ -412,7 +440,7 @@ def _run(config: WorldModelsConfig, name: str, run_dir: Path, out_dir: Path) -> 
                 lr=config.vae_lr,
                 kl_tolerance=config.kl_tolerance,
                 seed=config.seed,
-                checkpointer=checkpointer("vae.pt"),
+                checkpointer=Checkpointer(data_dir, config, filename="vae.pt", depends_on=STAGE_INPUTS["vae.pt"]),
                 checkpoint_seconds=config.checkpoint_seconds,
                 log_every=max(1, min(100, config.vae_steps // 10)),
                 monitor_grads=config.log_grads,
@@ -429,6 +457,7 @@ def _run(config: WorldModelsConfig, name: str, run_dir: Path, out_dir: Path) -> 
             latent_dir = latents_folder(data_dir, vae, data_dir / "rollouts")
             latent_paths = encode_rollouts(vae, paths, latent_dir, log=log)
             data = load_latents(latent_paths)
+            random_lengths = data.lengths
             old_latents = data_dir / f"latents_vae{config.vae_steps}"
             if old_latents.is_dir():
                 log(f"{old_latents} is no longer read (latents are keyed by V's weights); delete it once M is trained")
@@ -468,100 +497,225 @@ def _run(config: WorldModelsConfig, name: str, run_dir: Path, out_dir: Path) -> 
                 tensorboard=tensorboard,
             )
 
-        agent = agent_spec(
-            config.task, vae, model, config.hidden_size, config.core, core_options, config.include_cell, config.z_only
-        )
-        input_size = controller_input_size(config.z_dim, model.core, config.include_cell, config.z_only)
-        controller = LinearController(input_size, task)
-        initial_mu, initial_logvar = data.first_frames()
-        dream = (
-            Dream(
-                model,
-                task,
-                controller,
-                initial_mu,
-                initial_logvar,
-                config.temperature,
-                max_steps,
-                config.include_cell,
-                config.done_pos_weight,
-                config.z_only,
-            )
-            if config.task == "doom"
-            else None
-        )
+        context = _Context(config, run_dir, pool, log, tensorboard, max_steps)
+        rounds = [_controller_round(context, vae, model, data, 0, lambda: m_checkpointer.adopted_legacy)]
+        m_curves, controller_latents = [m_curve], []
+        for round_index in range(1, config.iterations + 1):
+            model, data, m_curve = _iterate_m(context, vae, rounds[-1], latent_paths, controller_latents, round_index)
+            m_curves.append(m_curve)
+            rounds.append(_controller_round(context, vae, model, data, round_index))
+            rounds[-1].controller_rollouts = data.lengths[-config.iteration_rollouts :]
 
-        c_seed = config.seed if config.c_seed < 0 else config.c_seed
-
-        def dream_fitness(candidates: np.ndarray, generation: int) -> np.ndarray:
-            params = torch.as_tensor(candidates)
-            return (
-                dream.returns(params, config.trials, seed=episode_seeds(c_seed * C_SEED_STRIDE, generation, 1, 1)[0])
-                .cpu()
-                .numpy()
-            )
-
-        # How workers play real games (speed only); real checks and the final test never end an episode early.
-        env_options = {"lean_render": config.lean_render} if config.task == "carracing" else {}
-
-        def real_fitness(candidates: np.ndarray, generation: int) -> np.ndarray:
-            seeds = episode_seeds(c_seed * C_SEED_STRIDE, generation, config.trials, config.trials)
-            games, stall = config.games_per_worker, config.no_progress_steps
-            return real_population_returns(agent, candidates, seeds, pool, max_steps, games, stall, env_options)
-
-        def real_score(mean: np.ndarray, generation: int) -> np.ndarray:
-            seeds = episode_seeds(CURVE_SEED_BASE, generation, CURVE_BLOCK, config.real_eval_episodes)
-            results = evaluate_real(agent, mean, seeds, pool, max_steps, False, config.games_per_worker, env_options)
-            return np.asarray([r.episode_return for r in results])
-
-        with stage("C"):
-            es = CMAES(np.zeros(controller.n_params), config.sigma0, popsize=config.population, seed=c_seed)
-            log(
-                f"C: {controller.n_params} parameters, population {config.population} x {config.trials} trials "
-                f"in the {config.train_in}"
-            )
-            evolution = evolve_controller(
-                es,
-                dream_fitness if config.train_in == "dream" else real_fitness,
-                generations=config.generations,
-                checkpointer=StageCheckpointer(
-                    run_dir,
-                    config,
-                    "cmaes.pt",
-                    STAGE_INPUTS["cmaes.pt"],
-                    inputs=fingerprint(model),
-                    what="M",
-                    adopt_legacy=lambda: m_checkpointer.adopted_legacy,
-                ),
-                real_score=real_score if config.real_eval_episodes > 0 else None,
-                real_every=config.real_eval_every,
-                tensorboard=tensorboard,
-                log=log,
-            )
-            curves = {"c": evolution.curve, "v": vae_curve, "m": m_curve}
-            if config.final_controller == "best_check":
-                final_generation, final_params = evolution.best_checked()
-            else:
-                final_generation, final_params = es.generation, np.asarray(es.mean)
-            if not np.isfinite(final_params).all():
-                raise NonFiniteError(f"C's controller of generation {final_generation} is NaN or infinite")
-
-        with stage("evaluate"):
-            # The agent's fingerprint: a re-trained V, M or C is tested again.
-            tested = fingerprint(vae, model, final_params)
-            saved = _final_test(
-                config,
-                checkpointer("evaluation.pt"),
-                agent,
-                (final_params, final_generation, tested),
-                pool,
-                env_options,
-            )
-
-    metrics = _metrics(config, saved["returns"], data.lengths, es, final_generation, controller, curves)
-    result = _write_outputs(config, name, out_dir, log, saved, metrics, curves, vae, dream, final_params)
+    last = rounds[-1]
+    curves = {"c": last.evolution.curve, "v": vae_curve, "m": m_curves[-1]}
+    metrics = _metrics(config, last.test["returns"], random_lengths, last, curves)
+    if config.iterations:
+        metrics["rounds"] = [_round_metrics(r, m) for r, m in zip(rounds, m_curves, strict=True)]
+    result = _write_outputs(config, name, out_dir, log, last.test, metrics, curves, vae, last.dream, last.params)
     paths = {"run_dir": str(run_dir), "data_dir": str(data_dir), "figures": str(out_dir / name)}
     return {"result": str(result), **paths, **metrics}
+
+
+@dataclasses.dataclass(frozen=True)
+class _Context:
+    """What every stage after the data's needs: the config, where to write, the workers, the log, the cap."""
+
+    config: WorldModelsConfig
+    run_dir: Path
+    pool: WorkerPool
+    log: _StageLog
+    tensorboard: str | None
+    max_steps: int
+
+    @property
+    def env_options(self) -> dict:
+        """How workers play real games (speed only); real checks and the final test never end an episode early."""
+        return {"lean_render": self.config.lean_render} if self.config.task == "carracing" else {}
+
+
+@dataclasses.dataclass
+class _Round:
+    """One round's C: the agent it plays in, its dream, CMA-ES and its curve, the tested controller and its test."""
+
+    model: MDNRNN
+    agent: AgentSpec
+    controller: LinearController
+    dream: Dream | None
+    es: CMAES
+    evolution: Evolution
+    generation: int
+    params: np.ndarray
+    test: dict
+    controller_rollouts: np.ndarray | None = None  # the lengths of the rollouts that trained this round's M
+
+
+def _controller_round(
+    context: _Context,
+    vae: ConvVAE,
+    model: MDNRNN,
+    data: LatentEpisodes,
+    round_index: int,
+    adopt_legacy: Callable[[], bool] = lambda: False,
+) -> _Round:
+    """Evolve C with M (in its dream, or in the real game), choose the controller to test, test it."""
+    config, pool, log = context.config, context.pool, context.log
+    task, env_options = get_task(config.task), context.env_options
+    agent = agent_spec(
+        config.task,
+        vae,
+        model,
+        config.hidden_size,
+        config.core,
+        dnc_options(config),
+        config.include_cell,
+        config.z_only,
+    )
+    input_size = controller_input_size(config.z_dim, model.core, config.include_cell, config.z_only)
+    controller = LinearController(input_size, task)
+    initial_mu, initial_logvar = data.first_frames()
+    dream = (
+        Dream(
+            model,
+            task,
+            controller,
+            initial_mu,
+            initial_logvar,
+            config.temperature,
+            context.max_steps,
+            config.include_cell,
+            config.done_pos_weight,
+            config.z_only,
+        )
+        if config.task == "doom"
+        else None
+    )
+    c_seed = config.seed if config.c_seed < 0 else config.c_seed
+
+    def dream_fitness(candidates: np.ndarray, generation: int) -> np.ndarray:
+        params = torch.as_tensor(candidates)
+        seed = episode_seeds(c_seed * C_SEED_STRIDE, generation, 1, 1)[0]
+        return dream.returns(params, config.trials, seed=seed).cpu().numpy()
+
+    def real_fitness(candidates: np.ndarray, generation: int) -> np.ndarray:
+        seeds = episode_seeds(c_seed * C_SEED_STRIDE, generation, config.trials, config.trials)
+        games, stall = config.games_per_worker, config.no_progress_steps
+        return real_population_returns(agent, candidates, seeds, pool, context.max_steps, games, stall, env_options)
+
+    def real_score(mean: np.ndarray, generation: int) -> np.ndarray:
+        seeds = episode_seeds(CURVE_SEED_BASE, generation, CURVE_BLOCK, config.real_eval_episodes)
+        results = evaluate_real(
+            agent, mean, seeds, pool, context.max_steps, False, config.games_per_worker, env_options
+        )
+        return np.asarray([r.episode_return for r in results])
+
+    suffix = f" round {round_index}" if round_index else ""
+    with context.log.stage(f"C{suffix}"):
+        es = CMAES(np.zeros(controller.n_params), config.sigma0, popsize=config.population, seed=c_seed)
+        log(
+            f"C{suffix}: {controller.n_params} parameters, population {config.population} x {config.trials} trials "
+            f"in the {config.train_in}"
+        )
+        evolution = evolve_controller(
+            es,
+            dream_fitness if config.train_in == "dream" else real_fitness,
+            generations=config.generations,
+            checkpointer=StageCheckpointer(
+                context.run_dir,
+                config,
+                round_file("cmaes.pt", round_index),
+                round_inputs("cmaes.pt", round_index),
+                inputs=fingerprint(model),
+                what="M",
+                adopt_legacy=adopt_legacy,
+            ),
+            real_score=real_score if config.real_eval_episodes > 0 else None,
+            real_every=config.real_eval_every,
+            tensorboard=context.tensorboard,
+            log=log,
+        )
+        if config.final_controller == "best_check":
+            final_generation, final_params = evolution.best_checked()
+        else:
+            final_generation, final_params = es.generation, np.asarray(es.mean)
+        if not np.isfinite(final_params).all():
+            raise NonFiniteError(f"C's controller of generation {final_generation} is NaN or infinite")
+
+    with context.log.stage(f"evaluate{suffix}"):
+        evaluation = Checkpointer(
+            context.run_dir,
+            config,
+            filename=round_file("evaluation.pt", round_index),
+            depends_on=round_inputs("evaluation.pt", round_index),
+        )
+        # The agent's fingerprint: a re-trained V, M or C is tested again.
+        tested = fingerprint(vae, model, final_params)
+        test = _final_test(config, evaluation, agent, (final_params, final_generation, tested), pool, env_options)
+    return _Round(model, agent, controller, dream, es, evolution, final_generation, final_params, test)
+
+
+def _iterate_m(
+    context: _Context,
+    vae: ConvVAE,
+    previous: _Round,
+    random_latents: list[Path],
+    controller_latents: list[Path],
+    round_index: int,
+) -> tuple[MDNRNN, LatentEpisodes, CurveLog]:
+    """Round ``round_index`` of iterative training up to M: the previous round's tested C plays whole real
+    episodes (recorded as rollouts in the run dir), V encodes them, and a copy of the previous M trains on the
+    random rollouts and every round's controller rollouts. ``controller_latents`` gains this round's files."""
+    config, run_dir, log = context.config, context.run_dir, context.log
+    folder = run_dir / f"rollouts_round{round_index}"
+    seeds = episode_seeds(ITERATION_SEED_BASE, round_index, ITERATION_BLOCK, config.iteration_rollouts)
+    made_from = {"round": round_index, "agent": previous.test["agent"]}
+    with log.stage(f"collect round {round_index}"):
+        rollouts = collect_controller_rollouts(
+            previous.agent,
+            previous.params,
+            folder,
+            seeds,
+            context.pool,
+            context.max_steps,
+            made_from,
+            config.games_per_worker,
+            context.env_options,
+            log,
+        )
+    with log.stage(f"encode round {round_index}"):
+        controller_latents += encode_rollouts(vae, rollouts, latents_folder(run_dir, vae, folder), log=log)
+    data = load_latents(random_latents + controller_latents)
+    latent_folders = list(dict.fromkeys(path.parent for path in controller_latents))  # in round order
+    previous_m = previous.model
+    model = build_m(config).to(previous_m.head.linear.weight.device, previous_m.head.linear.weight.dtype)
+    model.load_state_dict(previous_m.state_dict())
+    checkpointer = StageCheckpointer(
+        run_dir,
+        config,
+        round_file("mdnrnn.pt", round_index),
+        round_inputs("mdnrnn.pt", round_index),
+        inputs=round_m_inputs(previous_m, latent_folders),
+        what="M and controller rollouts",
+    )
+    with log.stage(f"M round {round_index}"):
+        curve = train_mdnrnn(
+            model,
+            data,
+            get_task(config.task),
+            steps=config.iteration_m_steps,
+            batch_size=config.m_batch,
+            seq_len=config.m_seq_len,
+            lr=config.m_lr,
+            grad_clip=config.grad_clip,
+            done_pos_weight=config.done_pos_weight,
+            seed=config.seed + round_index,
+            checkpointer=checkpointer,
+            checkpoint_seconds=config.checkpoint_seconds,
+            log_every=max(1, min(50, config.iteration_m_steps // 10)),
+            monitor_grads=config.log_grads,
+            autocast=config.autocast,
+            tensorboard=context.tensorboard,
+        )
+    return model, data, curve
 
 
 def _final_test(
@@ -598,13 +752,11 @@ def _metrics(
     config: WorldModelsConfig,
     returns: np.ndarray,
     rollout_lengths: np.ndarray,
-    es: CMAES,
-    final_generation: int,
-    controller: LinearController,
+    tested: _Round,
     curves: dict[str, CurveLog],
 ) -> dict:
-    """The result's metrics: the final test's returns, how C was trained and chosen, the data, V's and M's last
-    losses."""
+    """The result's metrics: the final test's returns, how C was trained and chosen, the random rollouts, V's and
+    M's last losses (of the last round's M with --iterations)."""
     last_c, last_v, last_m = (curves[k].rows[-1] if curves[k].rows else {} for k in ("c", "v", "m"))
     return {
         "real_mean": float(returns.mean()),
@@ -614,10 +766,10 @@ def _metrics(
         "trained_in": config.train_in,
         "solved_threshold": SOLVED.get(config.task),
         "solved": bool(returns.mean() >= SOLVED.get(config.task, float("inf"))),
-        "generations": es.generation,
+        "generations": tested.es.generation,
         "final_controller": config.final_controller,
-        "final_controller_generation": final_generation,
-        "controller_params": controller.n_params,
+        "final_controller_generation": tested.generation,
+        "controller_params": tested.controller.n_params,
         "final_population_mean_score": last_c.get("mean_score"),
         "random_rollouts": len(rollout_lengths),
         "random_rollout_steps": int(rollout_lengths.sum()),
@@ -625,6 +777,23 @@ def _metrics(
         "vae_final_loss": last_v.get("loss"),
         "m_final_z_nll": last_m.get("z_nll"),
         "m_final_done_bce": last_m.get("done_bce"),
+    }
+
+
+def _round_metrics(tested: _Round, m_curve: CurveLog) -> dict:
+    """One round of iterative training in the result: the controller rollouts M gained, M's last losses, the
+    controller chosen and its test (every round is tested on the final test's episodes, none is chosen by them)."""
+    lengths = tested.controller_rollouts
+    last_m = m_curve.rows[-1] if m_curve.rows else {}
+    returns = tested.test["returns"]
+    return {
+        "controller_rollouts": 0 if lengths is None else len(lengths),
+        "controller_rollout_steps": 0 if lengths is None else int(lengths.sum()),
+        "m_final_z_nll": last_m.get("z_nll"),
+        "m_final_done_bce": last_m.get("done_bce"),
+        "final_controller_generation": tested.generation,
+        "real_mean": float(returns.mean()),
+        "real_std": float(returns.std()),
     }
 
 

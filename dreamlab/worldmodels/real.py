@@ -26,6 +26,7 @@ from dreamlab.parallel import WorkerPool
 from dreamlab.worldmodels.controller import LinearController, controller_features, controller_input_size
 from dreamlab.worldmodels.cores import reset_state, select_state
 from dreamlab.worldmodels.mdnrnn import MDNRNN
+from dreamlab.worldmodels.rollouts import rollout_bytes
 from dreamlab.worldmodels.tasks import get_task
 from dreamlab.worldmodels.vae import ConvVAE, frames_to_tensor
 
@@ -91,6 +92,7 @@ class EpisodeJob:
     no_progress_steps: int = 0
     env_options: dict[str, Any] = field(default_factory=dict)  # keyword arguments of the task's make_env
     record: bool = False  # keep the frames of the job's first episode (for a GIF)
+    keep_rollouts: bool = False  # return every episode as a rollout file (frames, actions, rewards, dones)
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,7 @@ class EpisodeResult:
     steps: int
     frames: np.ndarray | None
     stopped_early: bool = False  # ended by no_progress_steps, not by the game
+    rollout: bytes | None = None  # the episode as a rollout file (`dreamlab.worldmodels.rollouts`), if kept
 
 
 class Agent:
@@ -178,17 +181,32 @@ class Agent:
 
 
 class _Game:
-    """One running episode: its env, where it is in the job, and its running totals."""
+    """One running episode: its env, where it is in the job, its running totals and what it records: the frames
+    (``record``), or the whole episode as a rollout (``keep_rollout``: frames, actions and rewards)."""
 
-    def __init__(self, env: gym.Env, index: int, candidate: int, seed: int, record: bool):
+    def __init__(self, env: gym.Env, index: int, candidate: int, seed: int, record: bool, keep_rollout: bool):
         self.env, self.index, self.candidate, self.seed = env, index, candidate, seed
         self.observation, _ = env.reset(seed=seed)
-        self.frames: list[np.ndarray] | None = [] if record else None
+        self.frames: list[np.ndarray] | None = [] if record or keep_rollout else None
+        self.actions: list[np.ndarray] | None = [] if keep_rollout else None
+        self.rewards: list[float] = []
         self.total, self.steps, self.progress, self.progress_step = 0.0, 0, 0, 0
 
-    def result(self, stopped_early: bool) -> EpisodeResult:
-        frames = np.stack(self.frames) if self.frames else None
-        return EpisodeResult(self.candidate, self.seed, self.total, self.steps, frames, stopped_early)
+    def result(self, stopped_early: bool, terminated: bool) -> EpisodeResult:
+        if self.actions is None:
+            frames = np.stack(self.frames) if self.frames else None
+            return EpisodeResult(self.candidate, self.seed, self.total, self.steps, frames, stopped_early)
+        dones = np.zeros(self.steps, dtype=bool)
+        dones[-1] = terminated  # as in random rollouts: only a game that ended itself is a death
+        rollout = {
+            "frames": np.stack(self.frames).astype(np.uint8),
+            "actions": np.stack(self.actions),
+            "rewards": np.asarray(self.rewards, dtype=np.float32),
+            "dones": dones,
+        }
+        return EpisodeResult(
+            self.candidate, self.seed, self.total, self.steps, None, stopped_early, rollout_bytes(rollout)
+        )
 
 
 def play_episodes(spec: AgentSpec, job: EpisodeJob) -> list[EpisodeResult]:
@@ -205,7 +223,7 @@ def play_episodes(spec: AgentSpec, job: EpisodeJob) -> list[EpisodeResult]:
     def start(row: int, env: gym.Env) -> _Game:
         index, (candidate, seed) = pending.popleft()
         agent.start(row, int(seed), int(candidate))
-        return _Game(env, index, int(candidate), int(seed), job.record and index == 0)
+        return _Game(env, index, int(candidate), int(seed), job.record and index == 0, job.keep_rollouts)
 
     try:
         active = [start(row, env) for row, env in enumerate(envs)]
@@ -215,15 +233,18 @@ def play_episodes(spec: AgentSpec, job: EpisodeJob) -> list[EpisodeResult]:
             for row, game in enumerate(active):
                 if game.frames is not None:
                     game.frames.append(game.observation)
+                if game.actions is not None:  # stored as random rollouts store them (int64 index or float32)
+                    game.actions.append(actions[row].astype(np.int64 if task.discrete else np.float32))
                 action = actions[row].item() if task.discrete else actions[row]
                 game.observation, reward, terminated, truncated, _ = game.env.step(action)
+                game.rewards.append(float(reward))
                 game.total += float(reward)
                 game.steps += 1
                 stalled = job.no_progress_steps > 0 and _stalled(game, task.progress(game.env), job.no_progress_steps)
                 if not (terminated or truncated or stalled):
                     keep.append(row)
                     continue
-                results[game.index] = game.result(stalled and not (terminated or truncated))
+                results[game.index] = game.result(stalled and not (terminated or truncated), terminated)
                 if pending:  # the slot plays the job's next episode
                     active[row] = start(row, game.env)
                     keep.append(row)
@@ -317,6 +338,27 @@ def evaluate_real(
     jobs = [
         EpisodeJob(params, group, max_steps, games, 0, dict(env_options or {}), record_first and i == 0)
         for i, group in enumerate(groups)
+    ]
+    by_seed = {r.seed: r for results in _run_jobs(pool, agent, jobs) for r in results}
+    return [by_seed[s] for s in seeds]
+
+
+def record_rollouts(
+    agent: AgentSpec,
+    params: np.ndarray,
+    seeds: Sequence[int],
+    pool: WorkerPool,
+    max_steps: int,
+    games: int = 1,
+    env_options: Mapping[str, Any] | None = None,
+) -> list[EpisodeResult]:
+    """Play one whole episode per seed with one controller and keep each as a rollout file's bytes
+    (``EpisodeResult.rollout``, the format of random rollouts); results in seed order."""
+    seeds = [int(s) for s in seeds]
+    params = np.atleast_2d(np.asarray(params))
+    jobs = [
+        EpisodeJob(params, group, max_steps, games, 0, dict(env_options or {}), keep_rollouts=True)
+        for group in _split([(0, s) for s in seeds], pool, games)
     ]
     by_seed = {r.seed: r for results in _run_jobs(pool, agent, jobs) for r in results}
     return [by_seed[s] for s in seeds]

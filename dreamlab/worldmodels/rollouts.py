@@ -103,11 +103,16 @@ def collect_rollout(job: RolloutJob) -> tuple[RolloutSummary, bytes]:
     folder (worker nodes need no shared file system) and only the driver, which holds the data-dir lock, writes.
     """
     data = play_rollout(job)
-    buffer = io.BytesIO()
-    np.savez_compressed(buffer, **data)
     steps = len(data["dones"])
     summary = RolloutSummary(job.index, steps, float(data["rewards"].sum()), bool(data["dones"][-1]))
-    return summary, buffer.getvalue()
+    return summary, rollout_bytes(data)
+
+
+def rollout_bytes(data: dict[str, np.ndarray]) -> bytes:
+    """A rollout file's bytes (a compressed ``.npz`` of ``ROLLOUT_KEYS``), for the driver to write atomically."""
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **{k: data[k] for k in ROLLOUT_KEYS})
+    return buffer.getvalue()
 
 
 def load_rollout(path: str | os.PathLike) -> dict[str, np.ndarray]:
@@ -164,11 +169,7 @@ def collect_rollouts(
     template = RolloutJob(task, 0, seed, str(folder), repeat_probability, max_episode_steps)
     check_manifest(template, log)
     paths = [rollout_path(folder, i) for i in range(count)]
-    for path in (p for p in paths if p.is_file()):
-        if not is_intact(path):
-            log(f"rollout file {path} is truncated or corrupt; moving it to {path}.corrupt and collecting it again")
-            os.replace(path, f"{path}.corrupt")
-    missing = [i for i, p in enumerate(paths) if not p.is_file()]
+    missing = missing_rollouts(paths, log)
     if missing:
         log(f"collecting {len(missing)} of {count} rollouts into {folder}")
         jobs = [dataclasses.replace(template, index=i) for i in missing]
@@ -182,6 +183,16 @@ def collect_rollouts(
             done = min(start + block, len(jobs))
             log(f"  {done}/{len(jobs)} rollouts collected ({steps} steps)")
     return paths
+
+
+def missing_rollouts(paths: Sequence[Path], log=print) -> list[int]:
+    """The indices of ``paths`` to collect: absent files, and damaged ones (reported by name and renamed to
+    ``*.corrupt`` so that they are never read)."""
+    for path in (p for p in paths if p.is_file()):
+        if not is_intact(path):
+            log(f"rollout file {path} is truncated or corrupt; moving it to {path}.corrupt and collecting it again")
+            os.replace(path, f"{path}.corrupt")
+    return [i for i, p in enumerate(paths) if not p.is_file()]
 
 
 def rollout_lengths(paths: Sequence[str | os.PathLike]) -> np.ndarray:
