@@ -546,7 +546,7 @@ class _Round:
     generation: int
     params: np.ndarray
     test: dict
-    controller_rollouts: np.ndarray | None = None  # the lengths of the rollouts that trained this round's M
+    controller_rollouts: np.ndarray | None = None  # lengths of the controller rollouts this round added to M's data
 
 
 def _controller_round(
