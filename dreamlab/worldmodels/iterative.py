@@ -1,8 +1,8 @@
 """Rollouts of a trained controller, for Ha & Schmidhuber's iterative training (World Models, 2018, section 5).
 
-Random rollouts show M only what a random policy meets: in Doom Take Cover it dies within ~350 frames, so M has
-seen few of the states that a controller which survives ~800 frames reaches, and its dream is least faithful
-where C's score is decided. The paper's remedy, its "iterative training procedure": roll out the evolved C in
+Random rollouts show M only what a random policy meets: in Doom Take Cover it lives ~350 frames on average, so
+M has seen few of the states that a controller which survives ~800 frames reaches, and its dream is least
+faithful where C's score is decided. The paper's remedy, its "iterative training procedure": roll out the evolved C in
 the real environment, train M on those rollouts as well, evolve C again in the improved dream, and repeat.
 :func:`collect_controller_rollouts` is the first step of a round; the pipeline (``--iterations``) runs the rounds.
 
