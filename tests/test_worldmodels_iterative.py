@@ -8,31 +8,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from experiment_scripts import load_experiment
 
 from dreamlab.checkpoint import load_checkpoint
-from dreamlab.config import parse_config
 from dreamlab.parallel import WorkerPool
-from dreamlab.runs import UserError, cli
+from dreamlab.runs import UserError
 from dreamlab.worldmodels import pipeline
 from dreamlab.worldmodels.iterative import collect_controller_rollouts
 from dreamlab.worldmodels.loading import WorldModel
-from dreamlab.worldmodels.pipeline import ITERATION_SEED_BASE, PRESETS, WorldModelsConfig
+from dreamlab.worldmodels.pipeline import ITERATION_SEED_BASE, WorldModelsConfig
 from dreamlab.worldmodels.provenance import read_manifest
 from dreamlab.worldmodels.real import agent_spec, evaluate_real
 from dreamlab.worldmodels.rollouts import load_rollout, rollout_path
 
-
-@cli
-def cli_main(argv: list[str]) -> dict:
-    return pipeline.run(parse_config(WorldModelsConfig, PRESETS, argv))
-
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+cli_main = load_experiment("worldmodels").main  # the command line: exit code 2 and one line on a user error
 
 
 @pytest.fixture(scope="module")
