@@ -8,7 +8,8 @@ Reads each result <name>.json and its run's curve CSV (up to the result's genera
 writes the comparison figure <--name>.png and a summary result <--name>.json into ``--results_dir``/worldmodels:
 runs/results by default, the committed results/ only with ``--results_dir results``. Several runs of one core
 (repeats with other ``--c_seed``s) are pooled: the summary gives each run's tested score and, per core, the mean
-over its runs and their spread, the number a single C search cannot give.
+over its runs and their spread, the number a single C search cannot give. Runs of iterative training
+(``--iterations``) also give each round's tested score, and the figure <--name>_rounds.png shows them round by round.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import numpy as np
 from dreamlab.config import RESULTS_DIR, committed_results_dir
 from dreamlab.results import find_result, write_result
 from dreamlab.runs import check_writable, cli
-from dreamlab.worldmodels.plots import TestedRun, load_tested_run, save_core_comparison
+from dreamlab.worldmodels.plots import TestedRun, load_tested_run, save_core_comparison, save_iteration_rounds
 
 
 def core_summary(results: list[dict], runs: list[TestedRun], solved: float | None) -> dict:
@@ -53,10 +54,17 @@ def core_summary(results: list[dict], runs: list[TestedRun], solved: float | Non
                 "m_steps": result["config"]["m_steps"],
                 "m_seconds": result.get("stage_seconds", {}).get("M"),
                 "C_seconds": result.get("stage_seconds", {}).get("C"),
+                "round_means": [row["real_mean"] for row in run.rounds],
             }
             for result, run in zip(results, runs, strict=True)
         ],
     }
+
+
+def _describe(run: dict) -> str:
+    """One run's tested score for the printed summary, with its rounds' if it iterated."""
+    rounds = f"; rounds {' -> '.join(f'{m:.0f}' for m in run['round_means'])}" if run["round_means"] else ""
+    return f"{run['real_mean']:.1f} (generation {run['tested_generation']}{rounds})"
 
 
 @cli
@@ -84,7 +92,9 @@ def main(argv: list[str] | None = None) -> dict:
         runs.setdefault(core, []).append(run)
     solved = result["metrics"].get("solved_threshold")  # the task's threshold, the same in every run
     summary = {core: core_summary(results[core], runs[core], solved) for core in runs}
-    figure = save_core_comparison(runs, folder / f"{args.name}.png", solved)
+    figures = [save_core_comparison(runs, folder / f"{args.name}.png", solved)]
+    if any(run.rounds for core_runs in runs.values() for run in core_runs):
+        figures.append(save_iteration_rounds(runs, folder / f"{args.name}_rounds.png", solved))
     out = write_result(
         "worldmodels",
         args.name,
@@ -95,13 +105,13 @@ def main(argv: list[str] | None = None) -> dict:
         results_dir=args.results_dir,
     )
     for core, row in summary.items():
-        per_run = ", ".join(f"{r['real_mean']:.1f} (generation {r['tested_generation']})" for r in row["per_run"])
+        per_run = ", ".join(_describe(r) for r in row["per_run"])
         spread = f"; over runs {row['run_mean_stderr']:.1f} s.e." if row["run_mean_stderr"] is not None else ""
         print(
             f"MDN-{core.upper()}: {row['real_mean']:.1f} +- {row['real_std']:.1f} over {row['episodes']} episodes "
             f"of {row['runs']} tested controller(s): {per_run}{spread}"
         )
-    print(f"figure: {figure}\nresult: {out}")
+    print("figures: " + ", ".join(str(f) for f in figures) + f"\nresult: {out}")
     return summary
 
 

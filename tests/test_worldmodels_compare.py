@@ -11,7 +11,9 @@ from dreamlab.results import CurveLog, write_result
 compare = load_experiment("worldmodels_compare")
 
 
-def _fake_run(results_dir: Path, name: str, core: str, c_seed: int, returns: list[float], tested: int) -> None:
+def _fake_run(
+    results_dir: Path, name: str, core: str, c_seed: int, returns: list[float], tested: int, rounds: int = 1
+) -> None:
     curve = CurveLog()
     for generation in (1, 2, 3, 4):
         row = {"generation": generation, "mean_score": 100.0, "best_score": 200.0}
@@ -30,7 +32,8 @@ def _fake_run(results_dir: Path, name: str, core: str, c_seed: int, returns: lis
             "real_episode_returns": returns,
             "m_final_z_nll": 0.8,
             "solved_threshold": 750.0,
-        },
+        }
+        | ({"rounds": [{"real_mean": 600.0 + 100 * k, "real_std": 40.0} for k in range(rounds)]} if rounds > 1 else {}),
         wall_seconds=1.0,
         results_dir=results_dir,
     )
@@ -64,3 +67,22 @@ def test_missing_result_is_named(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
         compare.main(["nope", "--results_dir", str(tmp_path)])
     assert exit_.value.code == 2 and "nope.json" in capsys.readouterr().err
+
+
+def test_iterated_runs_report_their_rounds(tmp_path, capsys):
+    (tmp_path / "worldmodels").mkdir()
+    _fake_run(tmp_path, "lstm_iter2", "lstm", 0, [700.0, 900.0], tested=2, rounds=3)
+    _fake_run(tmp_path, "dnc_s0", "dnc", 0, [600.0, 800.0], tested=4)
+    summary = compare.main(["lstm_iter2", "dnc_s0", "--results_dir", str(tmp_path), "--name", "cmp"])
+
+    assert summary["lstm"]["per_run"][0]["round_means"] == [600.0, 700.0, 800.0]
+    assert summary["dnc"]["per_run"][0]["round_means"] == []
+    assert "rounds 600 -> 700 -> 800" in capsys.readouterr().out
+    assert (tmp_path / "worldmodels" / "cmp_rounds.png").stat().st_size > 0
+
+
+def test_runs_of_one_round_draw_no_rounds_figure(tmp_path):
+    (tmp_path / "worldmodels").mkdir()
+    _fake_run(tmp_path, "lstm_s0", "lstm", 0, [700.0, 900.0], tested=2)
+    compare.main(["lstm_s0", "--results_dir", str(tmp_path), "--name", "cmp"])
+    assert not (tmp_path / "worldmodels" / "cmp_rounds.png").exists()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -93,6 +93,9 @@ class TestedRun:
     check_episodes: int
     tested_generation: int
     final_returns: np.ndarray
+    # Iterative training (``--iterations``): each round's tested mean and std on the final test's episodes, round
+    # 0 first; empty for a run of one round.
+    rounds: list[dict] = field(default_factory=list)
 
 
 def load_tested_run(path: str | os.PathLike) -> tuple[dict, TestedRun]:
@@ -111,6 +114,7 @@ def load_tested_run(path: str | os.PathLike) -> tuple[dict, TestedRun]:
         # Results written before the choice existed tested the last generation's mean.
         tested_generation=result["metrics"].get("final_controller_generation", result["metrics"]["generations"]),
         final_returns=np.asarray(result["metrics"]["real_episode_returns"], dtype=float),
+        rounds=result["metrics"].get("rounds", []),
     )
     return result, tested
 
@@ -154,6 +158,31 @@ def save_core_comparison(runs: dict[str, list[TestedRun]], path: str | os.PathLi
     curve_ax.set_title("star: the controller tested on fresh episodes", fontsize=9)
     curve_ax.legend(loc="best", fontsize=7)
     final_ax.set_ylabel("tested controllers, fresh real episodes (dots: run means)")
+    return save_figure(fig, path)
+
+
+def save_iteration_rounds(runs: dict[str, list[TestedRun]], path: str | os.PathLike, solved: float | None) -> Path:
+    """Iterative training, round by round: each iterated run's tested controller per round (mean +- standard error
+    on the same fresh real episodes every round), one colour per core, one line style per run of that core."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    styles = ("-", "--", ":", "-.")
+    for (core, core_runs), colour in zip(runs.items(), colours, strict=False):
+        for index, run in enumerate(r for r in core_runs if r.rounds):
+            mean = np.asarray([row["real_mean"] for row in run.rounds])
+            stderr = np.asarray([row["real_std"] for row in run.rounds]) / np.sqrt(len(run.final_returns))
+            x = np.arange(len(mean))
+            style = styles[index % len(styles)]
+            ax.errorbar(x, mean, stderr, marker="o", linestyle=style, color=colour, capsize=3)
+            ax.plot([], [], marker="o", linestyle=style, color=colour, label=f"MDN-{core.upper()} {run.label}")
+            ax.annotate(f"{mean[-1]:.0f}", (x[-1], mean[-1]), xytext=(6, 0), textcoords="offset points")
+    if solved is not None:
+        ax.axhline(solved, color="grey", linestyle="--", label=f"solved ({solved:g})")
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.set_xlabel("round of iterative training (0: C from random rollouts only)")
+    ax.set_ylabel("tested controller, fresh real episodes (mean +- s.e.)")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best", fontsize=7)
     return save_figure(fig, path)
 
 
