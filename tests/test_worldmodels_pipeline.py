@@ -266,11 +266,18 @@ def test_bad_config_is_named():
         cli_main(["--preset", "huge"])
 
 
-@pytest.mark.parametrize("run", ["doom_takecover_lstm_r10k", "doom_takecover_dnc_r10k"])
-def test_the_doom_r10k_preset_is_the_committed_headlines_config(run):
+@pytest.mark.parametrize(
+    ("preset", "run"),
+    [
+        ("doom_r10k", "doom_takecover_lstm_r10k"),
+        ("doom_r10k", "doom_takecover_dnc_r10k"),
+        ("doom_iterative", "doom_takecover_lstm_r10k_iter2"),
+    ],
+)
+def test_the_doom_presets_are_the_committed_headlines_configs(preset, run):
     results = Path(__file__).resolve().parents[1] / "results" / "worldmodels"
     recorded = json.loads((results / f"{run}.json").read_text())["config"]
-    config = make_config(WorldModelsConfig, PRESETS, "doom_r10k", core=recorded["core"])
+    config = make_config(WorldModelsConfig, PRESETS, preset, core=recorded["core"])
     # These name a run and say where and on what it ran; they differ by run, not by preset.
     run_specific = {"preset", "name", "run_dir", "results_dir", "data_dir", "threads", "workers"}
     expected = {key: value for key, value in recorded.items() if key not in run_specific}

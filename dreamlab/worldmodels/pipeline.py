@@ -269,6 +269,19 @@ PRESETS = {
         "real_eval_episodes": 100,
         "final_controller": "best_check",
     },
+    # The MDN-LSTM's iterated headline (results/worldmodels/doom_takecover_lstm_r10k_iter2.json, 939.7): doom_r10k
+    # with V on 1000 rollouts for 10,000 steps, M 4x as long (9600 steps: the dream no easier than the game), then
+    # two rounds of iterative training (1000 real episodes of the tested C each, M 2400 steps more, C again).
+    "doom_iterative": {
+        "rollouts": 10000,
+        "vae_rollouts": 1000,
+        "vae_steps": 10000,
+        "m_steps": 9600,
+        "include_cell": True,
+        "real_eval_episodes": 100,
+        "final_controller": "best_check",
+        "iterations": 2,
+    },
     "paper": {
         "rollouts": 10000,
         "vae_rollouts": 1000,
