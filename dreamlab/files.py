@@ -70,11 +70,28 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
 
 
-def atomic_savez(path: str | os.PathLike, compress: bool = True, **arrays: np.ndarray) -> Path:
-    """Save arrays as one ``.npz`` atomically (compressed by default)."""
+# zlib level of compressed .npz files: level 1 deflates Doom rollouts 4x faster than numpy's savez_compressed
+# (zlib's default, 6) into files 8% larger (178 vs 716 us per step, measured on 6 rollouts), where the default
+# took a quarter of a recording worker's time.
+NPZ_COMPRESSION_LEVEL = 1
+
+
+def npz_bytes(compress: bool = True, **arrays: np.ndarray) -> bytes:
+    """The bytes of an ``.npz`` of ``arrays`` (deflated at `NPZ_COMPRESSION_LEVEL` if ``compress``), as
+    ``np.savez``/``np.savez_compressed`` write them but without pickles; ``np.load`` reads them."""
     buffer = io.BytesIO()
-    (np.savez_compressed if compress else np.savez)(buffer, **arrays)
-    return atomic_write_bytes(path, buffer.getvalue())
+    compression = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+    level = NPZ_COMPRESSION_LEVEL if compress else None
+    with zipfile.ZipFile(buffer, "w", compression=compression, compresslevel=level, allowZip64=True) as archive:
+        for name, value in arrays.items():
+            with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(value), allow_pickle=False)
+    return buffer.getvalue()
+
+
+def atomic_savez(path: str | os.PathLike, compress: bool = True, **arrays: np.ndarray) -> Path:
+    """Save arrays as one ``.npz`` atomically (compressed by default: `npz_bytes`)."""
+    return atomic_write_bytes(path, npz_bytes(compress, **arrays))
 
 
 def load_npz(path: str | os.PathLike, keys: Iterable[str] | None = None) -> dict[str, np.ndarray]:

@@ -2,12 +2,14 @@
 
 import dataclasses
 import errno
+import io
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +20,7 @@ from torch import nn
 from dreamlab.checkpoint import Checkpointer, CheckpointError, load_checkpoint, restore_state, save_checkpoint, state_of
 from dreamlab.config import RunConfig, make_config, parse_config
 from dreamlab.dnc.state import ControllerState
-from dreamlab.files import atomic_savez, atomic_write_text, load_npz
+from dreamlab.files import atomic_savez, atomic_write_text, load_npz, npz_bytes
 from dreamlab.grad_monitor import GradientMonitor, NonFiniteGradientError, NonFiniteLossError, check_finite
 from dreamlab.parallel import WorkerPool
 from dreamlab.results import CurveLog, StageTimer, git_commit, write_result
@@ -134,6 +136,21 @@ def test_npz_round_trip_and_damage_named(tmp_path):
         load_npz(path)
     with pytest.raises(FileNotFoundError, match="nope.npz"):
         load_npz(tmp_path / "nope.npz")
+
+
+def test_npz_bytes_are_numpys_npz_deflated_and_without_pickles(tmp_path):
+    frames = np.tile(np.arange(64, dtype=np.uint8), (50, 64, 3, 1))
+    arrays = {"frames": frames, "rewards": np.linspace(0, 1, 50, dtype=np.float32), "dones": np.zeros(50, bool)}
+    compressed, stored = npz_bytes(**arrays), npz_bytes(compress=False, **arrays)
+    for data in (compressed, stored):
+        with np.load(io.BytesIO(data), allow_pickle=False) as loaded:
+            assert sorted(loaded.files) == sorted(arrays)
+            assert all(np.array_equal(loaded[k], v) and loaded[k].dtype == v.dtype for k, v in arrays.items())
+    assert len(compressed) < len(stored) // 10
+    with zipfile.ZipFile(io.BytesIO(compressed)) as archive:
+        assert {info.compress_type for info in archive.infolist()} == {zipfile.ZIP_DEFLATED}
+    with pytest.raises(ValueError, match="allow_pickle"):
+        npz_bytes(objects=np.array([{}, None], dtype=object))
 
 
 def test_checkpoint_round_trip_with_numpy_and_rng(tmp_path):

@@ -21,7 +21,6 @@ mix (:mod:`dreamlab.worldmodels.provenance` says how a folder written before man
 from __future__ import annotations
 
 import dataclasses
-import io
 import os
 import zipfile
 from collections.abc import Sequence
@@ -30,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dreamlab.files import atomic_write_bytes, load_npz
+from dreamlab.files import atomic_write_bytes, load_npz, npz_bytes
 from dreamlab.parallel import WorkerPool
 from dreamlab.runs import UserError
 from dreamlab.worldmodels.provenance import differences, read_manifest, write_manifest
@@ -110,9 +109,7 @@ def collect_rollout(job: RolloutJob) -> tuple[RolloutSummary, bytes]:
 
 def rollout_bytes(data: dict[str, np.ndarray]) -> bytes:
     """A rollout file's bytes (a compressed ``.npz`` of ``ROLLOUT_KEYS``), for the driver to write atomically."""
-    buffer = io.BytesIO()
-    np.savez_compressed(buffer, **{k: data[k] for k in ROLLOUT_KEYS})
-    return buffer.getvalue()
+    return npz_bytes(**{k: data[k] for k in ROLLOUT_KEYS})
 
 
 def load_rollout(path: str | os.PathLike) -> dict[str, np.ndarray]:
