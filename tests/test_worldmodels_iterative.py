@@ -11,6 +11,7 @@ import torch
 from experiment_scripts import load_experiment
 
 from dreamlab.checkpoint import load_checkpoint
+from dreamlab.files import load_npz
 from dreamlab.parallel import WorkerPool
 from dreamlab.runs import UserError
 from dreamlab.worldmodels import pipeline
@@ -20,6 +21,7 @@ from dreamlab.worldmodels.pipeline import ITERATION_SEED_BASE, WorldModelsConfig
 from dreamlab.worldmodels.provenance import read_manifest
 from dreamlab.worldmodels.real import agent_spec, evaluate_real
 from dreamlab.worldmodels.rollouts import load_rollout, rollout_path
+from dreamlab.worldmodels.training import LATENT_KEYS, encode_rollouts, latent_path
 
 cli_main = load_experiment("worldmodels").main  # the command line: exit code 2 and one line on a user error
 
@@ -95,6 +97,30 @@ def test_rollouts_of_another_controller_are_refused(iterated, tmp_path):
         assert len(list(folder.glob("rollout_*.npz"))) == 2
         with pytest.raises(UserError, match="another controller.*agent 'a' -> 'b'"):
             collect_controller_rollouts(agent, params, folder, [5, 6], pool, 20, {"agent": "b"})
+
+
+def test_collection_writes_the_latents_that_v_would_encode(iterated, tmp_path):
+    root, _, _ = iterated
+    agent, params = _round0_agent(root / "run")
+    vae = pipeline.ConvVAE(agent.z_dim)
+    vae.load_state_dict(load_checkpoint(root / "run" / "vae.pt")["state"]["model"])
+    rollouts, latents = tmp_path / "rollouts", tmp_path / "latents"
+    with WorkerPool(0) as pool:
+        paths = collect_controller_rollouts(
+            agent, params, rollouts, [7, 8], pool, 30, {"agent": "a"}, games=2, latent_folder=lambda _: latents
+        )
+    collected = [load_npz(latent_path(latents, i), LATENT_KEYS) for i in range(2)]
+    encoded = [load_npz(path, LATENT_KEYS) for path in encode_rollouts(vae, paths, tmp_path / "encoded")]
+    for ours, theirs in zip(collected, encoded, strict=True):
+        np.testing.assert_array_equal(ours["actions"], theirs["actions"])
+        np.testing.assert_array_equal(ours["dones"], theirs["dones"])
+        for key in ("mu", "logvar"):
+            assert ours[key].dtype == np.float32
+            np.testing.assert_allclose(ours[key], theirs[key], rtol=0, atol=1e-4)
+    # encode_rollouts keeps finished latent files: a round whose collection wrote them skips V.
+    before = latent_path(latents, 0).stat().st_mtime_ns
+    encode_rollouts(vae, paths, latents)
+    assert latent_path(latents, 0).stat().st_mtime_ns == before
 
 
 def test_iterations_need_the_dream(capsys):

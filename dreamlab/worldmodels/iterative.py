@@ -26,6 +26,7 @@ from dreamlab.runs import UserError
 from dreamlab.worldmodels.provenance import differences, read_manifest, write_manifest
 from dreamlab.worldmodels.real import AgentSpec, record_rollouts
 from dreamlab.worldmodels.rollouts import missing_rollouts, rollout_path
+from dreamlab.worldmodels.training import latent_path
 
 
 def collect_controller_rollouts(
@@ -39,11 +40,17 @@ def collect_controller_rollouts(
     games: int = 1,
     env_options: dict[str, Any] | None = None,
     log: Callable[[str], None] = print,
+    latent_folder: Callable[[Path], Path] | None = None,
 ) -> list[Path]:
     """Make sure ``folder`` holds one rollout of controller ``params`` per episode seed (rollout i from seeds[i]),
     collecting only the missing ones. ``made_from`` (the agent's fingerprint, the round, ...) becomes the folder's
     manifest with ``seeds[0]`` and ``max_steps``; a folder whose manifest differs is refused (:class:`UserError`).
-    Episodes are whole: never cut short, whatever C's training used."""
+    Episodes are whole: never cut short, whatever C's training used.
+
+    With ``latent_folder`` (the latents' folder of a rollout folder, asked once the manifest is written), each
+    collected episode's latent file is written there too, from the (mu, logvar) that the agent's V computed to
+    act: `training.encode_rollouts` then finds them done instead of running V over the frames again (float32 on
+    the workers' CPU: within float rounding of encoding them afterwards). It is the agent's V that must key it."""
     folder = Path(folder)
     expected = {**made_from, "task": agent.task, "first_seed": int(seeds[0]), "max_steps": max_steps}
     saved = read_manifest(folder)
@@ -56,6 +63,7 @@ def collect_controller_rollouts(
     if saved is None:
         write_manifest(folder, expected)
     paths = [rollout_path(folder, i) for i in range(len(seeds))]
+    latents = None if latent_folder is None else latent_folder(folder)
     missing = missing_rollouts(paths, log)
     if missing:
         log(f"collecting {len(missing)} of {len(seeds)} controller rollouts into {folder}")
@@ -67,6 +75,8 @@ def collect_controller_rollouts(
         results = record_rollouts(agent, params, [seeds[i] for i in indices], pool, max_steps, games, env_options)
         for index, result in zip(indices, results, strict=True):
             atomic_write_bytes(paths[index], result.rollout)
+            if latents is not None:
+                atomic_write_bytes(latent_path(latents, index), result.latents)
             steps += result.steps
         log(f"  {start + len(indices)}/{len(missing)} controller rollouts collected ({steps} steps)")
     return paths

@@ -693,7 +693,9 @@ def _iterate_m(
             config.games_per_worker,
             context.env_options,
             log,
+            lambda rollouts: latents_folder(run_dir, vae, rollouts),
         )
+    # Collection wrote each episode's latents; V encodes only rollouts that came without (an older run's).
     with log.stage(f"encode round {round_index}"):
         controller_latents += encode_rollouts(vae, rollouts, latents_folder(run_dir, vae, folder), log=log)
     data = load_latents(random_latents + controller_latents)

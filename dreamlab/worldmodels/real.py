@@ -22,6 +22,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from dreamlab.files import npz_bytes
 from dreamlab.parallel import WorkerPool
 from dreamlab.worldmodels.controller import LinearController, controller_features, controller_input_size
 from dreamlab.worldmodels.cores import reset_state, select_state
@@ -92,7 +93,9 @@ class EpisodeJob:
     no_progress_steps: int = 0
     env_options: dict[str, Any] = field(default_factory=dict)  # keyword arguments of the task's make_env
     record: bool = False  # keep the frames of the job's first episode (for a GIF)
-    keep_rollouts: bool = False  # return every episode as a rollout file (frames, actions, rewards, dones)
+    # Return every episode as a rollout file (frames, actions, rewards, dones) and as its latent file (V's mu and
+    # logvar of each frame, which the agent computed anyway to act: the latents of `training.encode_rollouts`).
+    keep_rollouts: bool = False
 
 
 @dataclass(frozen=True)
@@ -104,13 +107,15 @@ class EpisodeResult:
     frames: np.ndarray | None
     stopped_early: bool = False  # ended by no_progress_steps, not by the game
     rollout: bytes | None = None  # the episode as a rollout file (`dreamlab.worldmodels.rollouts`), if kept
+    latents: bytes | None = None  # and as a latent file (`dreamlab.worldmodels.training.LATENT_KEYS`), if kept
 
 
 class Agent:
     """V + M + C acting in ``games`` real games at once, one frame per game per step, as one batch.
 
     Row i of the batch is a game played by candidate ``candidates[i]`` (a row of ``params``) with its own M state
-    and its own generator for V's posterior samples.
+    and its own generator for V's posterior samples. After each `act`, ``posterior`` is V's (mu, logvar) of the
+    frames it acted on.
     """
 
     def __init__(self, spec: AgentSpec, params: np.ndarray, games: int = 1):
@@ -140,6 +145,7 @@ class Agent:
         self.state = self.model.initial_state(games)
         self.candidates = torch.zeros(games, dtype=torch.long)
         self.generators = [torch.Generator() for _ in range(games)]
+        self.posterior: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def start(self, row: int, seed: int, candidate: int = 0) -> None:
         """Start an episode in batch row ``row``: M's initial state, the candidate, the seed of V's samples."""
@@ -168,6 +174,7 @@ class Agent:
         # frames_to_tensor gives a channels-last view; the convolutions run several times faster on a contiguous
         # NCHW copy (5.0 vs 1.1 ms at batch 1 on CPU).
         mu, logvar = self.vae.encode(frames_to_tensor(batch, torch.float32).contiguous())
+        self.posterior = mu, logvar
         # z is drawn from V's posterior, as in M's training data and the dream (where C sees sampled z's), rather
         # than its mean: a controller evolved on noisy z's meets the same kind of input in the real game.
         noise = torch.stack([torch.randn(self.spec.z_dim, generator=g) for g in self.generators])
@@ -182,13 +189,16 @@ class Agent:
 
 class _Game:
     """One running episode: its env, where it is in the job, its running totals and what it records: the frames
-    (``record``), or the whole episode as a rollout (``keep_rollout``: frames, actions and rewards)."""
+    (``record``), or the whole episode as a rollout (``keep_rollout``: frames, actions, rewards and V's posterior
+    of each frame)."""
 
     def __init__(self, env: gym.Env, index: int, candidate: int, seed: int, record: bool, keep_rollout: bool):
         self.env, self.index, self.candidate, self.seed = env, index, candidate, seed
         self.observation, _ = env.reset(seed=seed)
         self.frames: list[np.ndarray] | None = [] if record or keep_rollout else None
         self.actions: list[np.ndarray] | None = [] if keep_rollout else None
+        self.mus: list[np.ndarray] = []
+        self.logvars: list[np.ndarray] = []
         self.rewards: list[float] = []
         self.total, self.steps, self.progress, self.progress_step = 0.0, 0, 0, 0
 
@@ -198,14 +208,16 @@ class _Game:
             return EpisodeResult(self.candidate, self.seed, self.total, self.steps, frames, stopped_early)
         dones = np.zeros(self.steps, dtype=bool)
         dones[-1] = terminated  # as in random rollouts: only a game that ended itself is a death
+        actions = np.stack(self.actions)
         rollout = {
             "frames": np.stack(self.frames).astype(np.uint8),
-            "actions": np.stack(self.actions),
+            "actions": actions,
             "rewards": np.asarray(self.rewards, dtype=np.float32),
             "dones": dones,
         }
+        latents = npz_bytes(mu=np.stack(self.mus), logvar=np.stack(self.logvars), actions=actions, dones=dones)
         return EpisodeResult(
-            self.candidate, self.seed, self.total, self.steps, None, stopped_early, rollout_bytes(rollout)
+            self.candidate, self.seed, self.total, self.steps, None, stopped_early, rollout_bytes(rollout), latents
         )
 
 
@@ -229,12 +241,15 @@ def play_episodes(spec: AgentSpec, job: EpisodeJob) -> list[EpisodeResult]:
         active = [start(row, env) for row, env in enumerate(envs)]
         while active:
             actions = agent.act(np.stack([game.observation for game in active]))
+            mu, logvar = (x.numpy() for x in agent.posterior)
             keep = []
             for row, game in enumerate(active):
                 if game.frames is not None:
                     game.frames.append(game.observation)
                 if game.actions is not None:  # stored as random rollouts store them (int64 index or float32)
                     game.actions.append(actions[row].astype(np.int64 if task.discrete else np.float32))
+                    game.mus.append(mu[row])
+                    game.logvars.append(logvar[row])
                 action = actions[row].item() if task.discrete else actions[row]
                 game.observation, reward, terminated, truncated, _ = game.env.step(action)
                 game.rewards.append(float(reward))
@@ -353,7 +368,8 @@ def record_rollouts(
     env_options: Mapping[str, Any] | None = None,
 ) -> list[EpisodeResult]:
     """Play one whole episode per seed with one controller and keep each as a rollout file's bytes
-    (``EpisodeResult.rollout``, the format of random rollouts); results in seed order."""
+    (``EpisodeResult.rollout``, the format of random rollouts) and its latent file's (``EpisodeResult.latents``);
+    results in seed order."""
     seeds = [int(s) for s in seeds]
     params = np.atleast_2d(np.asarray(params))
     jobs = [
