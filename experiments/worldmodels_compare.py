@@ -23,7 +23,13 @@ import numpy as np
 from dreamlab.config import RESULTS_DIR, committed_results_dir
 from dreamlab.results import find_result, write_result
 from dreamlab.runs import check_writable, cli
-from dreamlab.worldmodels.plots import TestedRun, load_tested_run, save_core_comparison, save_iteration_rounds
+from dreamlab.worldmodels.plots import (
+    TestedRun,
+    c_seed,
+    load_tested_run,
+    save_core_comparison,
+    save_iteration_rounds,
+)
 
 
 def core_summary(results: list[dict], runs: list[TestedRun], solved: float | None) -> dict:
@@ -44,7 +50,7 @@ def core_summary(results: list[dict], runs: list[TestedRun], solved: float | Non
         "per_run": [
             {
                 "run": result["config"]["name"],
-                "c_seed": result["config"].get("c_seed", 0),
+                "c_seed": c_seed(result["config"]),
                 "real_mean": float(run.final_returns.mean()),
                 "real_std": float(run.final_returns.std()),
                 "episodes": len(run.final_returns),

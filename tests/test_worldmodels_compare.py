@@ -25,7 +25,7 @@ def _fake_run(
         "worldmodels",
         name,
         experiment="worldmodels",
-        config={"name": name, "core": core, "c_seed": c_seed, "real_eval_episodes": 4, "m_steps": 10},
+        config={"name": name, "core": core, "seed": 5, "c_seed": c_seed, "real_eval_episodes": 4, "m_steps": 10},
         metrics={
             "generations": 4,
             "final_controller_generation": tested,
@@ -71,11 +71,12 @@ def test_missing_result_is_named(tmp_path, capsys):
 
 def test_iterated_runs_report_their_rounds(tmp_path, capsys):
     (tmp_path / "worldmodels").mkdir()
-    _fake_run(tmp_path, "lstm_iter2", "lstm", 0, [700.0, 900.0], tested=2, rounds=3)
+    _fake_run(tmp_path, "lstm_iter2", "lstm", -1, [700.0, 900.0], tested=2, rounds=3)  # C seed -1: --seed
     _fake_run(tmp_path, "dnc_s0", "dnc", 0, [600.0, 800.0], tested=4)
     summary = compare.main(["lstm_iter2", "dnc_s0", "--results_dir", str(tmp_path), "--name", "cmp"])
 
     assert summary["lstm"]["per_run"][0]["round_means"] == [600.0, 700.0, 800.0]
+    assert summary["lstm"]["per_run"][0]["c_seed"] == 5
     assert summary["dnc"]["per_run"][0]["round_means"] == []
     assert "rounds 600 -> 700 -> 800" in capsys.readouterr().out
     assert (tmp_path / "worldmodels" / "cmp_rounds.png").stat().st_size > 0

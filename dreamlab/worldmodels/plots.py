@@ -98,6 +98,13 @@ class TestedRun:
     rounds: list[dict] = field(default_factory=list)
 
 
+def c_seed(config: dict) -> int:
+    """C's seed in a result's config: ``c_seed``, or ``seed`` where it is -1 (results from before C had a seed of
+    its own used 0)."""
+    seed = config.get("c_seed", 0)
+    return config["seed"] if seed < 0 else seed
+
+
 def load_tested_run(path: str | os.PathLike) -> tuple[dict, TestedRun]:
     """A World Models result file and its run as `TestedRun`, the curve (in the same folder) cut at the generation
     the result evaluated."""
@@ -108,7 +115,7 @@ def load_tested_run(path: str | os.PathLike) -> tuple[dict, TestedRun]:
     curve = CurveLog.from_csv(path.parent / f"{result['config']['name'] or path.stem}_curve.csv")
     curve.rows = [row for row in curve.rows if row["generation"] <= result["metrics"]["generations"]]
     tested = TestedRun(
-        label=f"C seed {result['config'].get('c_seed', 0)}",
+        label=f"C seed {c_seed(result['config'])}",
         curve=curve,
         check_episodes=result["config"]["real_eval_episodes"],
         # Results written before the choice existed tested the last generation's mean.
