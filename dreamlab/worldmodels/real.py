@@ -197,8 +197,7 @@ class _Game:
         self.observation, _ = env.reset(seed=seed)
         self.frames: list[np.ndarray] | None = [] if record or keep_rollout else None
         self.actions: list[np.ndarray] | None = [] if keep_rollout else None
-        self.mus: list[np.ndarray] = []
-        self.logvars: list[np.ndarray] = []
+        self.posteriors: list[tuple[np.ndarray, np.ndarray]] | None = [] if keep_rollout else None
         self.rewards: list[float] = []
         self.total, self.steps, self.progress, self.progress_step = 0.0, 0, 0, 0
 
@@ -215,7 +214,8 @@ class _Game:
             "rewards": np.asarray(self.rewards, dtype=np.float32),
             "dones": dones,
         }
-        latents = npz_bytes(mu=np.stack(self.mus), logvar=np.stack(self.logvars), actions=actions, dones=dones)
+        mu, logvar = (np.stack(x) for x in zip(*self.posteriors, strict=True))
+        latents = npz_bytes(mu=mu, logvar=logvar, actions=actions, dones=dones)
         return EpisodeResult(
             self.candidate, self.seed, self.total, self.steps, None, stopped_early, rollout_bytes(rollout), latents
         )
@@ -241,15 +241,14 @@ def play_episodes(spec: AgentSpec, job: EpisodeJob) -> list[EpisodeResult]:
         active = [start(row, env) for row, env in enumerate(envs)]
         while active:
             actions = agent.act(np.stack([game.observation for game in active]))
-            mu, logvar = (x.numpy() for x in agent.posterior)
+            mu, logvar = agent.posterior
             keep = []
             for row, game in enumerate(active):
                 if game.frames is not None:
                     game.frames.append(game.observation)
                 if game.actions is not None:  # stored as random rollouts store them (int64 index or float32)
                     game.actions.append(actions[row].astype(np.int64 if task.discrete else np.float32))
-                    game.mus.append(mu[row])
-                    game.logvars.append(logvar[row])
+                    game.posteriors.append((mu[row].numpy(), logvar[row].numpy()))
                 action = actions[row].item() if task.discrete else actions[row]
                 game.observation, reward, terminated, truncated, _ = game.env.step(action)
                 game.rewards.append(float(reward))
