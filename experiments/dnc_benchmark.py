@@ -4,19 +4,19 @@
     python experiments/dnc_benchmark.py --preset smoke          # seconds
     python experiments/dnc_benchmark.py --device cuda
 
-Implementations, each a full training step (zero grads, forward over the sequence, backward) on the same
-shapes and dtype: `dreamlab` (eager; on a CPU the dense link step runs as numba kernels, `dreamlab.dnc.link_kernels`),
-`dreamlab_compiled` (DNC(..., compile=True): the recurrent step through torch.compile, with the link kernels as
-opaque operators inside the graph), `dreamlab_sparse_k8` (top-K links) and `pytorch_dnc` (`pip install dnc
---no-deps`). For each
-thread count they are timed in interleaved rounds after warm-up rounds (compilation happens there), so a change
-in machine load hits all of them alike; the load average is recorded before and after. All that runs in
-`--processes` fresh processes one after another (the step times of one process and the next differ by up to ~15%
-on the machine of record); each speedup is the median of the processes' own, and each process's numbers are
-kept. On the CPU both wall-clock and process CPU time are reported: with one thread, CPU time is the steadier
-number on a shared machine; with two, CPU time adds both threads' time, so the speedups use wall time.
-`profile` adds each dreamlab variant's top operators (self time per sequence step, under torch.profiler, in the
-first process) to the result.
+Implementations, each a full training step (zero grads, forward over the sequence, backward) on the same shapes and
+dtype: `dreamlab` (the default DNC: on a CPU each step is one autograd function over numba kernels,
+`dreamlab.dnc.fused_step`), `dreamlab_modules` (fused=False: each step composed of the modules' torch operations,
+the link step a numba operator; what runs on a GPU), `dreamlab_modules_compiled` (the same through torch.compile,
+the link kernels opaque operators inside the graph), `dreamlab_sparse_k8` (top-K links, modules) and `pytorch_dnc`
+(`pip install dnc --no-deps`). For each thread count they are timed in interleaved rounds after warm-up rounds
+(compilation happens there), so a change in machine load hits all of them alike; the load average is recorded before
+and after. All that runs in `--processes` fresh processes one after another (the step times of one process and the
+next differ by up to ~15% on the machine of record); each speedup is the median of the processes' own, and each
+process's numbers are kept. On the CPU both wall-clock and process CPU time are reported: with one thread, CPU time
+is the steadier number on a shared machine; with two, CPU time adds both threads' time, so the speedups use wall
+time. `profile` adds each dreamlab variant's top operators (self time per sequence step, under torch.profiler, in
+the first process) to the result.
 
 On a GPU the picture changes (not measured here: no GPU on the machine of record). Each step is some 150
 small kernels forward and 250 backward, each a few microseconds of work on (B, N) or (B, N, W) tensors, so
@@ -70,7 +70,7 @@ class DNCBenchmarkConfig(RunConfig):
     read_heads: int = 4
     hidden_size: int = 256
     sparse_links: int = 8  # also time the top-K sparse link variant with this K; 0 = skip it
-    compiled: bool = True  # also time DNC(..., compile=True)
+    compiled: bool = True  # also time DNC(..., fused=False, compile=True), the modules' step compiled
     rounds: int = 7
     warmup: int = 2
     processes: int = 3  # fresh processes, one after another, each timing everything; speedups are their median
@@ -137,6 +137,7 @@ def dreamlab_dnc_step(
     dtype: torch.dtype,
     sparse_links: int | None,
     compile: bool = False,
+    fused: bool = True,
 ) -> tuple[Callable, int]:
     model = DNC(
         config.input_size,
@@ -147,6 +148,7 @@ def dreamlab_dnc_step(
         config.read_heads,
         sparse_links=sparse_links,
         compile=compile,
+        fused=fused,
     ).to(device, dtype)
     x = torch.randn(config.batch_size, config.sequence_length, config.input_size, device=device, dtype=dtype)
 
@@ -175,9 +177,12 @@ def load_average() -> float | None:
 
 def build_steps(config: DNCBenchmarkConfig, device: torch.device, dtype: torch.dtype) -> tuple[dict, str]:
     """{name: (step closure, parameter count)} for every implementation timed, and pytorch-dnc's status."""
-    steps: dict[str, tuple[Callable, int]] = {"dreamlab": dreamlab_dnc_step(config, device, dtype, None)}
+    steps: dict[str, tuple[Callable, int]] = {
+        "dreamlab": dreamlab_dnc_step(config, device, dtype, None),
+        "dreamlab_modules": dreamlab_dnc_step(config, device, dtype, None, fused=False),
+    }
     if config.compiled:
-        steps["dreamlab_compiled"] = dreamlab_dnc_step(config, device, dtype, None, compile=True)
+        steps["dreamlab_modules_compiled"] = dreamlab_dnc_step(config, device, dtype, None, compile=True, fused=False)
     if config.sparse_links:
         steps[f"dreamlab_sparse_k{config.sparse_links}"] = dreamlab_dnc_step(config, device, dtype, config.sparse_links)
     if not config.compare_pytorch_dnc:

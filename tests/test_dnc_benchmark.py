@@ -15,7 +15,7 @@ def test_smoke_preset_times_every_variant_per_thread_count(tmp_path):
     metrics = result["metrics"]
     assert set(metrics["by_threads"]) == {"1", "2"}
     for block in metrics["by_threads"].values():
-        assert set(block["implementations"]) == {"dreamlab", "dreamlab_sparse_k8"}
+        assert set(block["implementations"]) == {"dreamlab", "dreamlab_modules", "dreamlab_sparse_k8"}
         assert block["load_average_1min_before"] is not None and block["load_average_1min_after"] is not None
         assert all(row["cpu_ms_per_step_median"] > 0 for row in block["implementations"].values())
     top = metrics["profile_one_thread"]["dreamlab"]

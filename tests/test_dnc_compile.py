@@ -1,4 +1,7 @@
-"""DNC(..., compile=True): the compiled recurrent step equals the eager one, and falls back where it cannot compile."""
+"""DNC(..., compile=True): the compiled recurrent step equals the eager one, and falls back where it cannot compile.
+
+compile=True compiles the steps that the fused CPU step does not take; here fused=False makes every step one.
+"""
 
 import copy
 import pickle
@@ -9,7 +12,7 @@ import torch
 
 from dreamlab.dnc import DNC
 
-SIZES = dict(input_size=5, output_size=3, hidden_size=16, memory_slots=8, word_size=4, read_heads=2)
+SIZES = dict(input_size=5, output_size=3, hidden_size=16, memory_slots=8, word_size=4, read_heads=2, fused=False)
 
 
 def outputs_and_grads(dnc, x):
@@ -77,13 +80,28 @@ def test_a_compiled_dnc_copies_and_pickles_without_its_compiled_step(monkeypatch
         assert callable(clone.compile)  # nn.Module.compile is not hidden by the option
 
 
+def test_fused_cpu_steps_are_not_compiled(monkeypatch):
+    def unusable(function, **kwargs):
+        raise AssertionError("compiled although the fused step applies")
+
+    monkeypatch.setattr(torch, "compile", lambda function, **kwargs: unusable)
+    torch.manual_seed(0)
+    sizes = dict(SIZES, fused=True)
+    eager, compiled = DNC(**sizes), DNC(**sizes, compile=True)
+    compiled.load_state_dict(eager.state_dict())
+    x = torch.randn(2, 3, SIZES["input_size"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        torch.testing.assert_close(compiled(x)[0], eager(x)[0], rtol=0, atol=0)
+
+
 def test_the_recurrent_step_traces_into_one_graph_with_the_link_kernel_inside():
     """The numba link step is a torch operator, not a graph break: Dynamo captures the whole step."""
     torch.manual_seed(0)
     cell = DNC(**SIZES).cell
     state = cell.initial_state(2)
     projected = cell.controller.project_input(torch.randn(2, SIZES["input_size"]))
-    explanation = torch._dynamo.explain(cell.advance)(projected, state)
+    explanation = torch._dynamo.explain(cell.advance_with_modules)(projected, state, cell.step_weights())
     assert explanation.graph_break_count == 0 and explanation.graph_count == 1
     operators = {str(node.target) for graph in explanation.graphs for node in graph.graph.nodes}
     assert "dreamlab.dnc_link_step.default" in operators

@@ -9,6 +9,8 @@
 Modules follow the paper's Methods: `addressing` (content lookup), `allocation` (usage and free list),
 `temporal_links` (link matrix, precedence, sparse links of Rae et al. 2016), `interface` (xi_t and its
 activations), `memory_access` (one write head, R read heads), `controller` (LSTM), `core` (DNCCell, DNC).
+On a CPU a step runs as one autograd function over numba kernels (`fused_step`; kernels in `memory_kernels`,
+`link_kernels`, `step_kernels`), tested against the modules' torch composition, which runs everywhere else.
 `tasks` holds the copy and repeat-copy tasks and an LSTM baseline.
 """
 

@@ -35,7 +35,9 @@ def allocation_weighting(usage: Tensor) -> Tensor:
     through the sorted usage values.
     """
     usage = USAGE_EPSILON + (1.0 - USAGE_EPSILON) * usage
-    sorted_usage, free_list = torch.sort(usage, dim=-1)
+    # Stable: slots of equal usage (all of them at t = 0) enter the free list in index order, as in the
+    # fused kernel (`memory_kernels`), instead of an order that depends on the sort's implementation.
+    sorted_usage, free_list = torch.sort(usage, dim=-1, stable=True)
     ones = torch.ones_like(sorted_usage[..., :1])
     exclusive_product = torch.cumprod(torch.cat([ones, sorted_usage[..., :-1]], dim=-1), dim=-1)
     sorted_allocation = (1.0 - sorted_usage) * exclusive_product

@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from dreamlab.dnc.controller import LSTMController
 from dreamlab.dnc.deferred_weights import DeferredWeightGradient, SequenceInputs
+from dreamlab.dnc.fused_step import fused_step, fused_step_applies
 from dreamlab.dnc.interface import InterfaceLayer
 from dreamlab.dnc.memory_access import MemoryAccess
 from dreamlab.dnc.state import ControllerState, DNCState, map_state
@@ -27,11 +28,12 @@ TRACEABLE_FIELDS = DNCState._fields
 
 
 class StepWeights(NamedTuple):
-    """The recurrent weights a step uses in place of the parameters (detached: see `deferred_weights`)."""
+    """The recurrent weights a step uses: the parameters, or (from `DNC`) detached copies whose gradients
+    `deferred_weights` forms once per sequence."""
 
     recurrent: Tensor  # W of the controller's gates, (4H, RW + H)
     interface: Tensor  # W_xi, (|xi|, H)
-    interface_bias: Tensor  # b_xi broadcast to the batch, (B, |xi|)
+    interface_bias: Tensor  # b_xi, (|xi|,), or from `DNC` broadcast to the batch, (B, |xi|)
 
 
 class DNCCell(nn.Module):
@@ -39,6 +41,11 @@ class DNCCell(nn.Module):
 
     chi_t = [x_t; r_{t-1}] drives the LSTM controller; xi_t = W_xi h_t is the interface vector that steers
     the memory access; y_t = W_y h_t + W_r [r_t^1; ...; r_t^R] (Methods, "Controller network").
+
+    fused=True (the default) runs each step on CPU float tensors with dense links and at most 4 read heads as
+    one autograd function over numba kernels (`fused_step`, ~1.6x faster than the modules' torch operations
+    at the size of `experiments/dnc_benchmark.py`); fused=False, and every other case (GPUs, other dtypes,
+    more heads, sparse links), composes the modules (`advance_with_modules`), the reference.
     """
 
     def __init__(
@@ -50,6 +57,7 @@ class DNCCell(nn.Module):
         word_size: int,
         read_heads: int,
         sparse_links: int | None = None,
+        fused: bool = True,
     ) -> None:
         super().__init__()
         for name, value in (("input_size", input_size), ("output_size", output_size)):
@@ -57,6 +65,7 @@ class DNCCell(nn.Module):
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
         self.input_size = input_size
         self.output_size = output_size
+        self.fused = fused
         self.access = MemoryAccess(memory_slots, word_size, read_heads, sparse_links)
         read_size = read_heads * word_size
         self.controller = LSTMController(input_size, read_size, hidden_size)
@@ -77,8 +86,28 @@ class DNCCell(nn.Module):
         return DNCState.from_parts(access, read_vectors, self.controller.initial_state(batch_size, device, dtype))
 
     def advance(self, projected_input: Tensor, state: DNCState, weights: StepWeights | None = None) -> DNCState:
-        """The recurrent part of a step, from the controller's projected input W_x x_t + b (B, 4H)."""
-        recurrent, interface, interface_bias = (None, None, None) if weights is None else weights
+        """The recurrent part of a step, from the controller's projected input W_x x_t + b (B, 4H): the fused
+        step where `takes_fused_step`, else `advance_with_modules`."""
+        weights = self.step_weights() if weights is None else weights
+        if self.takes_fused_step(projected_input, state, weights):
+            return fused_step(projected_input, state, *weights)
+        return self.advance_with_modules(projected_input, state, weights)
+
+    def step_weights(self) -> StepWeights:
+        """The parameters a step uses (not detached)."""
+        return StepWeights(self.controller.recurrent_weight, self.interface.linear.weight, self.interface.linear.bias)
+
+    def takes_fused_step(self, projected_input: Tensor, state: DNCState, weights: StepWeights) -> bool:
+        """Whether `advance` runs this step through `fused_step` (see the class docstring)."""
+        return (
+            self.fused
+            and self.access.linkage.sparse_links is None
+            and fused_step_applies(projected_input, state, *weights)
+        )
+
+    def advance_with_modules(self, projected_input: Tensor, state: DNCState, weights: StepWeights) -> DNCState:
+        """`advance` composed of the controller, interface and memory access modules: the reference."""
+        recurrent, interface, interface_bias = weights
         controller = self.controller(projected_input, state.read_vectors.flatten(1), state.controller, recurrent)
         read_vectors, access = self.access(self.interface(controller.h, interface, interface_bias), state.access)
         return DNCState.from_parts(access, read_vectors, controller)
@@ -129,11 +158,11 @@ class DNC(nn.Module):
     `forward_traced` also returns chosen state fields at every step. sparse_links=K keeps K links per row
     of the temporal link matrix (Rae et al. 2016). The single-step `DNCCell` is `dnc.cell`.
 
-    compile=True runs each recurrent step through `torch.compile` (compiled on first use, for each new batch
-    size, dtype or device; about a minute on a CPU): same outputs and gradients up to float rounding, about
-    1.4x faster on a CPU at the size of `experiments/dnc_benchmark.py` (the link step, the largest part, is a
-    numba kernel either way). Where compilation fails (no C++ compiler, an unsupported Python) it warns once
-    and runs eagerly.
+    fused (default True): steps on CPU float tensors run as one autograd function over numba kernels (see
+    `DNCCell`). compile=True runs the other steps (GPUs, other dtypes, more than 4 read heads, sparse links,
+    fused=False) through `torch.compile` (compiled on first use, for each new batch size, dtype or device;
+    about a minute on a CPU): same outputs and gradients up to float rounding. Where compilation fails (no
+    C++ compiler, an unsupported Python) it warns once and runs eagerly.
     """
 
     def __init__(
@@ -147,12 +176,15 @@ class DNC(nn.Module):
         sparse_links: int | None = None,
         batch_first: bool = True,
         compile: bool = False,
+        fused: bool = True,
     ) -> None:
         super().__init__()
         self.batch_first = batch_first
         self.compile_steps = compile  # not `self.compile`: that would hide nn.Module.compile
-        self.cell = DNCCell(input_size, output_size, hidden_size, memory_slots, word_size, read_heads, sparse_links)
-        self._compiled_advance: Callable[[Tensor, DNCState, StepWeights | None], DNCState] | None = None
+        self.cell = DNCCell(
+            input_size, output_size, hidden_size, memory_slots, word_size, read_heads, sparse_links, fused
+        )
+        self._compiled_advance: Callable[[Tensor, DNCState, StepWeights], DNCState] | None = None
 
     def initial_state(
         self, batch_size: int, device: torch.device | None = None, dtype: torch.dtype | None = None
@@ -228,12 +260,21 @@ class DNC(nn.Module):
         return y, state, {name: _stack_steps(values, time_dim) for name, values in traces.items()}
 
     def _advance(self) -> Callable[[Tensor, DNCState, StepWeights | None], DNCState]:
-        """The recurrent step: `cell.advance`, compiled on first use when compile=True."""
+        """The recurrent step: `cell.advance`, its modules' path compiled on first use when compile=True."""
+        cell = self.cell
         if not self.compile_steps:
-            return self.cell.advance
+            return cell.advance
         if self._compiled_advance is None:
-            self._compiled_advance = compiled_or_eager(self.cell.advance)
-        return self._compiled_advance
+            self._compiled_advance = compiled_or_eager(cell.advance_with_modules)
+        compiled = self._compiled_advance
+
+        def advance(projected_input: Tensor, state: DNCState, weights: StepWeights | None) -> DNCState:
+            weights = cell.step_weights() if weights is None else weights
+            if cell.takes_fused_step(projected_input, state, weights):
+                return fused_step(projected_input, state, *weights)
+            return compiled(projected_input, state, weights)
+
+        return advance
 
     def __getstate__(self) -> dict:
         # A compiled function does not pickle or deep-copy; a copy compiles its own on first use.

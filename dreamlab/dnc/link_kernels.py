@@ -180,6 +180,8 @@ class BufferPool:
     def __init__(self) -> None:
         self._arrays: list[np.ndarray] = []
         self._lock = threading.Lock()
+        self._kind: tuple[tuple[int, ...], np.dtype] | None = None  # of the last request
+        self._mixed = False  # whether buffers of an older kind, in use at the change, are still kept
         self.allocations = 0  # arrays allocated so far: constant once a workload's buffers are all warm
 
     def empty(self, shape: tuple[int, ...], dtype: torch.dtype) -> Tensor:
@@ -187,9 +189,12 @@ class BufferPool:
         numpy_dtype = np.dtype(np.float32 if dtype == torch.float32 else np.float64)
         arrays = self._arrays
         with self._lock:  # the free check and the new reference (from_numpy) happen together
-            for k in reversed(range(len(arrays))):
-                if (arrays[k].shape != shape or arrays[k].dtype != numpy_dtype) and _free(arrays, k):
-                    del arrays[k]
+            if self._mixed or self._kind != (shape, numpy_dtype):  # a sweep only while other kinds remain
+                for k in reversed(range(len(arrays))):
+                    if (arrays[k].shape != shape or arrays[k].dtype != numpy_dtype) and _free(arrays, k):
+                        del arrays[k]
+                self._kind = (shape, numpy_dtype)
+                self._mixed = any(a.shape != shape or a.dtype != numpy_dtype for a in arrays)
             # The most recently handed out free buffer first: likely still in the cache (in backward, the
             # gradient buffer of two steps later, so two buffers take turns).
             for k in reversed(range(len(arrays))):
