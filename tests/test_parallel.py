@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import parallel_tasks as tasks
@@ -24,6 +25,17 @@ import sys
 sys.path.append(sys.argv[1])
 from parallel_tasks import run_scenario
 run_scenario(sys.argv[2], int(sys.argv[3]), sys.argv[4])
+"""
+
+_DRIVER = """
+import sys
+sys.path.append(sys.argv[1])
+from pathlib import Path
+from dreamlab.parallel import WorkerPool
+from parallel_tasks import report_pid_and_sleep
+Path(sys.argv[2]).mkdir()
+with WorkerPool(workers=2) as pool:
+    pool.map(report_pid_and_sleep, range(2), shared=sys.argv[2])
 """
 
 
@@ -99,6 +111,30 @@ def test_a_failing_doom_worker_leaves_no_engine_behind(tmp_path, failure):
         assert record["error"].startswith(expected), record
     assert_clean(records, within=20)
     assert all(list(run.glob("*.pid")) for run in tmp_path.iterdir())  # an engine was running in each run
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL])
+def test_a_killed_driver_takes_its_workers_and_their_children_along(tmp_path, signum):
+    """The driver gets no chance to close its pool: each worker sees itself re-parented and kills its group."""
+    pid_dir = tmp_path / "pids"
+    driver = subprocess.Popen([sys.executable, "-c", _DRIVER, str(Path(__file__).parent), str(pid_dir)])
+    try:
+        deadline = time.monotonic() + 60
+        while len(list(pid_dir.glob("*.pid"))) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        sleepers = [int(p.stem) for p in pid_dir.glob("*.pid")]
+        assert len(sleepers) == 2, "the workers never started their sleepers"
+        driver.send_signal(signum)
+        driver.wait(timeout=10)
+        deadline = time.monotonic() + 5  # the workers look for a new parent once a second
+        while any(tasks.running(p) for p in sleepers) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not any(tasks.running(p) for p in sleepers)
+    finally:
+        driver.kill()
+        for pid_file in pid_dir.glob("*.pid"):
+            if tasks.running(int(pid_file.stem)):
+                os.kill(int(pid_file.stem), signal.SIGKILL)
 
 
 # --- in-process checks --------------------------------------------------------------------------------------------
