@@ -44,8 +44,9 @@ class DNCCell(nn.Module):
 
     fused=True (the default) runs each step on CPU float tensors with dense links and at most 4 read heads as
     one autograd function over numba kernels (`fused_step`, ~1.6x faster than the modules' torch operations
-    at the size of `experiments/dnc_benchmark.py`); fused=False, and every other case (GPUs, other dtypes,
-    more heads, sparse links), composes the modules (`advance_with_modules`), the reference.
+    at the size of `experiments/dnc_benchmark.py`; the kernels compile on first use, ~20 s per dtype, and are
+    cached on disk); fused=False, and every other case (GPUs, other dtypes, more heads, sparse links), composes
+    the modules (`advance_with_modules`), the reference.
     """
 
     def __init__(
