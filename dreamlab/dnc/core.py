@@ -10,6 +10,7 @@ and the output layer) over all time steps. `DNC(..., compile=True)` runs the rec
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
@@ -86,13 +87,20 @@ class DNCCell(nn.Module):
         )
         return DNCState.from_parts(access, read_vectors, self.controller.initial_state(batch_size, device, dtype))
 
-    def advance(self, projected_input: Tensor, state: DNCState, weights: StepWeights | None = None) -> DNCState:
+    def advance(
+        self,
+        projected_input: Tensor,
+        state: DNCState,
+        weights: StepWeights | None = None,
+        modules_step: Callable[[Tensor, DNCState, StepWeights], DNCState] | None = None,
+    ) -> DNCState:
         """The recurrent part of a step, from the controller's projected input W_x x_t + b (B, 4H): the fused
-        step where `takes_fused_step`, else `advance_with_modules`."""
+        step where `takes_fused_step`, else modules_step (default `advance_with_modules`; `DNC(compile=True)`
+        passes its compiled version)."""
         weights = self.step_weights() if weights is None else weights
         if self.takes_fused_step(projected_input, state, weights):
             return fused_step(projected_input, state, *weights)
-        return self.advance_with_modules(projected_input, state, weights)
+        return (modules_step or self.advance_with_modules)(projected_input, state, weights)
 
     def step_weights(self) -> StepWeights:
         """The parameters a step uses (not detached)."""
@@ -262,20 +270,11 @@ class DNC(nn.Module):
 
     def _advance(self) -> Callable[[Tensor, DNCState, StepWeights | None], DNCState]:
         """The recurrent step: `cell.advance`, its modules' path compiled on first use when compile=True."""
-        cell = self.cell
         if not self.compile_steps:
-            return cell.advance
+            return self.cell.advance
         if self._compiled_advance is None:
-            self._compiled_advance = compiled_or_eager(cell.advance_with_modules)
-        compiled = self._compiled_advance
-
-        def advance(projected_input: Tensor, state: DNCState, weights: StepWeights | None) -> DNCState:
-            weights = cell.step_weights() if weights is None else weights
-            if cell.takes_fused_step(projected_input, state, weights):
-                return fused_step(projected_input, state, *weights)
-            return compiled(projected_input, state, weights)
-
-        return advance
+            self._compiled_advance = compiled_or_eager(self.cell.advance_with_modules)
+        return functools.partial(self.cell.advance, modules_step=self._compiled_advance)
 
     def __getstate__(self) -> dict:
         # A compiled function does not pickle or deep-copy; a copy compiles its own on first use.
