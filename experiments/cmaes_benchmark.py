@@ -64,6 +64,7 @@ class CMAESBenchmarkConfig(RunConfig):
     threads: int = 1  # BLAS threads of every measurement
     dim: int = 10
     seeds: int = 20  # runs per problem and optimiser, seeds seed+1 ... seed+seeds
+    problems: tuple[str, ...] = ("sphere", "ellipsoid", "rosenbrock", "rastrigin_ipop")  # a subset, e.g. for more seeds
     ftarget: float = 1e-8
     maxfevals: int = 100_000  # per run; IPOP's budget over all its restarts is rastrigin_maxfevals
     rastrigin_maxfevals: int = 1_000_000
@@ -81,6 +82,9 @@ class CMAESBenchmarkConfig(RunConfig):
         non_negative(self, "restarts", "timing_dim")
         if self.dim < 2:
             raise UserError(f"--dim must be >= 2 (Rosenbrock needs two coordinates), got {self.dim}")
+        unknown = [name for name in self.problems if name not in PROBLEMS]
+        if unknown or not self.problems:
+            raise UserError(f"--problems must name some of {', '.join(PROBLEMS)}; got {', '.join(self.problems)}")
 
 
 PRESETS = {
@@ -199,7 +203,8 @@ def compare_evaluations(config: CMAESBenchmarkConfig, pycma: bool, runs: CurveLo
         optimisers["pycma_independent"] = lambda p, s: run_pycma(p, s, config, paired=False)
     seeds = [config.seed + i + 1 for i in range(config.seeds)]
     metrics: dict[str, Any] = {}
-    for name, problem in PROBLEMS.items():
+    for name in config.problems:
+        problem = PROBLEMS[name]
         evaluations: dict[str, list[float]] = {optimiser: [] for optimiser in optimisers}
         seconds: dict[str, list[float]] = {optimiser: [] for optimiser in optimisers}
         for seed in seeds:
@@ -339,9 +344,9 @@ def main(argv: list[str] | None = None) -> dict:
 def print_summary(config: CMAESBenchmarkConfig, metrics: dict) -> None:
     evaluations = metrics["evaluations"]
     print(f"{config.dim}-D, evaluations to f <= {config.ftarget:g}, median of {config.seeds} seeds (successes)")
-    optimisers = [k for k in ("dreamlab", "pycma", "pycma_independent") if k in evaluations["sphere"]]
+    optimisers = [k for k in ("dreamlab", "pycma", "pycma_independent") if k in evaluations[config.problems[0]]]
     print(f"{'problem':<16}" + "".join(f"{name:>20}" for name in optimisers) + "   ours/pycma paired [90% interval]")
-    for problem in PROBLEMS:
+    for problem in config.problems:
         cells = []
         for optimiser in optimisers:
             entry = evaluations[problem][optimiser]
