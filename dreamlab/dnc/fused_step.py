@@ -22,6 +22,8 @@ tensor costs page faults at every step.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import torch
 from torch import Tensor, nn
@@ -75,6 +77,19 @@ def _padded(array: np.ndarray) -> np.ndarray:
     padded = np.zeros((array.shape[0], HEADS, *array.shape[2:]), dtype=array.dtype)
     padded[:, : array.shape[1]] = array
     return padded
+
+
+class _Intermediates(NamedTuple):
+    """The forward kernel's arrays that the backward kernel reads again, kept as numpy arrays on the context."""
+
+    interface: tuple[np.ndarray, ...]  # the ten activated interface arrays of `interface_forward`, heads padded
+    padded_prev_read_weights: np.ndarray  # (B, HEADS, N)
+    keep: np.ndarray  # (B, N) retention psi_t
+    allocation: np.ndarray  # (B, N) a_t
+    free_list: np.ndarray  # (B, N) int64, slots by usage
+    write_addressing: tuple[np.ndarray, np.ndarray, np.ndarray]  # content weighting, similarity D, 1/|M_n|
+    directional: tuple[np.ndarray, np.ndarray]  # forward and backward weightings f_t, b_t, (B, HEADS, N)
+    read_addressing: tuple[np.ndarray, np.ndarray, np.ndarray]  # content weightings, similarities, 1/|M_n|
 
 
 class _FusedStep(torch.autograd.Function):
@@ -173,8 +188,10 @@ class _FusedStep(torch.autograd.Function):
             recurrent_weight, interface_weight, prev_c, *prev, prev_precedence, controller_input, activated,
             tanh_c, h, raw, usage, write_weights, memory, read_weights,
         )  # fmt: skip
-        ctx.arrays = (*interface, padded_prev_read_weights, keep, allocation, free_list, *write_addressing)
-        ctx.arrays += (*directional, *read_addressing)
+        ctx.intermediates = _Intermediates(
+            interface, padded_prev_read_weights, keep, allocation, free_list, write_addressing, directional,
+            read_addressing,
+        )  # fmt: skip
         ctx.bias_shape = interface_bias.shape
         if heads < HEADS:
             read_vectors, read_weights = read_vectors[:, :heads].contiguous(), read_weights[:, :heads].contiguous()
@@ -217,21 +234,24 @@ class _FusedStep(torch.autograd.Function):
         grads = [t.contiguous().numpy() for t in (grad_memory, grad_read_vectors, grad_read_weights)]
         grads += [t.contiguous().numpy() for t in (grad_write_weights, grad_usage, grad_link, grad_precedence)]
         grads[1], grads[2] = _padded(grads[1]), _padded(grads[2])
-        interface, rest = ctx.arrays[:10], ctx.arrays[10:]
+        saved = ctx.intermediates
         run_split(
             access_backward,
             *grads,
             raw.numpy(),
             *(t.numpy() for t in (prev_memory, prev_read_weights, prev_write_weights, prev_usage, prev_link)),
             prev_precedence.numpy(),
-            *interface,
-            *rest[:2],  # padded previous read weights, keep
+            *saved.interface,
+            saved.padded_prev_read_weights,
+            saved.keep,
             usage.numpy(),
-            *rest[2:4],  # allocation, free list
-            *rest[4:7],  # write content, similarity, inverse norms
+            saved.allocation,
+            saved.free_list,
+            *saved.write_addressing,
             write_weights.numpy(),
             memory.numpy(),
-            *rest[7:],  # f_t, b_t, read content, similarity, inverse norms
+            *saved.directional,
+            *saved.read_addressing,
             _padded(padded_read_weights.numpy()),
             eps,
             one,

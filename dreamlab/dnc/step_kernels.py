@@ -37,6 +37,12 @@ def _sigmoid(x: float, one: float) -> float:
 
 
 @numba.njit(cache=True, nogil=True, fastmath=True)
+def _oneplus(x: float, zero: float, one: float) -> float:
+    """oneplus(x) = 1 + log(1 + e^x), written so that e^x cannot overflow."""
+    return one + max(x, zero) + np.log1p(np.exp(-abs(x)))
+
+
+@numba.njit(cache=True, nogil=True, fastmath=True)
 def interface_forward(
     raw: np.ndarray,
     one: float,
@@ -64,16 +70,12 @@ def interface_forward(
             if r < heads:
                 at += width
         for r in range(padded_read_strengths.shape[1]):
-            if r < heads:
-                value = x[at + r]  # oneplus(x) = 1 + log(1 + e^x), stably
-                padded_read_strengths[b, r] = one + max(value, zero) + np.log1p(np.exp(-abs(value)))
-            else:
-                padded_read_strengths[b, r] = one
+            padded_read_strengths[b, r] = _oneplus(x[at + r], zero, one) if r < heads else one
         at += heads
         for i in range(width):
             write_key[b, i] = x[at + i]
         at += width
-        write_strength[b] = one + max(x[at], zero) + np.log1p(np.exp(-abs(x[at])))
+        write_strength[b] = _oneplus(x[at], zero, one)
         at += 1
         for i in range(width):
             erase[b, i] = _sigmoid(x[at + i], one)
