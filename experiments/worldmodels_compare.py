@@ -9,7 +9,8 @@ writes the comparison figure <--name>.png and a summary result <--name>.json int
 runs/results by default, the committed results/ only with ``--results_dir results``. Several runs of one core
 (repeats with other ``--c_seed``s) are pooled: the summary gives each run's tested score and, per core, the mean
 over its runs and their spread, the number a single C search cannot give. Runs of iterative training
-(``--iterations``) also give each round's tested score, and the figure <--name>_rounds.png shows them round by round.
+(``--iterations``) also give each round's tested score, per run and averaged over a core's runs (the rounds all of
+them have), and the figure <--name>_rounds.png shows them round by round.
 """
 
 from __future__ import annotations
@@ -38,6 +39,9 @@ def core_summary(results: list[dict], runs: list[TestedRun], solved: float | Non
     pooled = np.concatenate([run.final_returns for run in runs])
     # Spread of the tested score from one C search to another (needs two runs), and the standard error of its mean.
     spread = float(run_means.std(ddof=1)) if len(runs) > 1 else None
+    # Iterated runs: round k's tested score averaged over the runs (C seeds), for the rounds that every run has.
+    depth = min(len(run.rounds) for run in runs)
+    round_means = [float(np.mean([run.rounds[k]["real_mean"] for run in runs])) for k in range(depth)]
     return {
         "real_mean": float(pooled.mean()),
         "real_std": float(pooled.std()),
@@ -47,6 +51,7 @@ def core_summary(results: list[dict], runs: list[TestedRun], solved: float | Non
         "run_mean_std": spread,
         "run_mean_stderr": None if spread is None else spread / len(runs) ** 0.5,
         "runs_solved": None if solved is None else int((run_means >= solved).sum()),
+        "round_means_over_runs": round_means,
         "per_run": [
             {
                 "run": result["config"]["name"],
@@ -113,6 +118,8 @@ def main(argv: list[str] | None = None) -> dict:
     for core, row in summary.items():
         per_run = ", ".join(_describe(r) for r in row["per_run"])
         spread = f"; over runs {row['run_mean_stderr']:.1f} s.e." if row["run_mean_stderr"] is not None else ""
+        if row["runs"] > 1 and row["round_means_over_runs"]:
+            spread += f"; rounds averaged over runs {' -> '.join(f'{m:.0f}' for m in row['round_means_over_runs'])}"
         print(
             f"MDN-{core.upper()}: {row['real_mean']:.1f} +- {row['real_std']:.1f} over {row['episodes']} episodes "
             f"of {row['runs']} tested controller(s): {per_run}{spread}"

@@ -12,7 +12,14 @@ compare = load_experiment("worldmodels_compare")
 
 
 def _fake_run(
-    results_dir: Path, name: str, core: str, c_seed: int, returns: list[float], tested: int, rounds: int = 1
+    results_dir: Path,
+    name: str,
+    core: str,
+    c_seed: int,
+    returns: list[float],
+    tested: int,
+    rounds: int = 1,
+    round_offset: float = 0.0,
 ) -> None:
     curve = CurveLog()
     for generation in (1, 2, 3, 4):
@@ -33,7 +40,11 @@ def _fake_run(
             "m_final_z_nll": 0.8,
             "solved_threshold": 750.0,
         }
-        | ({"rounds": [{"real_mean": 600.0 + 100 * k, "real_std": 40.0} for k in range(rounds)]} if rounds > 1 else {}),
+        | (
+            {"rounds": [{"real_mean": 600.0 + round_offset + 100 * k, "real_std": 40.0} for k in range(rounds)]}
+            if rounds > 1
+            else {}
+        ),
         wall_seconds=1.0,
         results_dir=results_dir,
     )
@@ -78,7 +89,20 @@ def test_iterated_runs_report_their_rounds(tmp_path, capsys):
     assert summary["lstm"]["per_run"][0]["round_means"] == [600.0, 700.0, 800.0]
     assert summary["lstm"]["per_run"][0]["c_seed"] == 5
     assert summary["dnc"]["per_run"][0]["round_means"] == []
+    assert summary["lstm"]["round_means_over_runs"] == [600.0, 700.0, 800.0]
+    assert summary["dnc"]["round_means_over_runs"] == []
     assert "rounds 600 -> 700 -> 800" in capsys.readouterr().out
+
+
+def test_rounds_are_averaged_over_a_cores_runs_as_deep_as_all_go(tmp_path, capsys):
+    (tmp_path / "worldmodels").mkdir()
+    _fake_run(tmp_path, "lstm_s0", "lstm", 0, [700.0, 900.0], tested=2, rounds=3, round_offset=0.0)
+    _fake_run(tmp_path, "lstm_s1", "lstm", 1, [800.0, 1000.0], tested=2, rounds=2, round_offset=50.0)
+    summary = compare.main(["lstm_s0", "lstm_s1", "--results_dir", str(tmp_path), "--name", "cmp"])
+
+    # Round 2 exists in one run only, so the average stops at round 1: (600 + 650) / 2, (700 + 750) / 2.
+    assert summary["lstm"]["round_means_over_runs"] == [625.0, 725.0]
+    assert "rounds averaged over runs 625 -> 725" in capsys.readouterr().out
     assert (tmp_path / "worldmodels" / "cmp_rounds.png").stat().st_size > 0
 
 
