@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from dreamlab.dnc import DNC, DNCCell
+from dreamlab.dnc import DNC, DNCCell, fused_step
 from dreamlab.dnc.fused_step import fused_step_applies
 
 SIZES = dict(input_size=5, output_size=3, hidden_size=16, memory_slots=12, word_size=6)
@@ -118,18 +118,30 @@ def test_more_read_heads_than_the_kernels_take_still_run_on_the_modules():
     assert y.shape == (2, 3, 3) and dnc.cell.output.weight.grad is not None
 
 
-def test_two_threads_split_the_batch_and_agree_with_one():
-    """The kernels split the batch over torch's threads (bit-identical there); torch's products may round
-    differently with two threads, so the comparison allows float32 rounding."""
+def test_two_threads_split_the_batch_and_agree_with_one(monkeypatch):
+    """The kernels split the batch over torch's threads while torch itself runs the step on one (its OpenMP
+    threads would spin on the kernels' cores), and the thread count is given back; the split kernels are
+    bit-identical, so the two runs agree to float32 rounding."""
     torch.manual_seed(5)
     dnc = DNC(**SIZES, read_heads=3)
     x = torch.randn(5, 6, SIZES["input_size"])
+    splits = []
+
+    def run_split(kernel, *args, threads):
+        splits.append((threads, torch.get_num_threads()))
+        original(kernel, *args, threads=threads)
+
+    original = fused_step.run_split
+    monkeypatch.setattr(fused_step, "run_split", run_split)
     threads = torch.get_num_threads()
     runs = []
     try:
         for count in (1, 2):
             torch.set_num_threads(count)
+            splits.clear()
             runs.append(outputs_and_grads(dnc, x))
+            assert torch.get_num_threads() == count
+            assert set(splits) == {(count, 1)} and len(splits) == 2 * 6  # forward and backward of each step
     finally:
         torch.set_num_threads(threads)
     (y1, state1, grads1, _), (y2, state2, grads2, _) = runs

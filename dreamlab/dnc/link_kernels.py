@@ -19,10 +19,11 @@ the vectors) must arrive zeroed. Compiled on first use per dtype and cached next
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import numba
@@ -230,13 +231,14 @@ class _Workers(threading.local):
 _WORKERS = _Workers()
 
 
-def run_split(kernel: Callable[..., None], *args: np.ndarray | bool) -> None:
-    """kernel(*args) over the batch (the first dim of every array) split into torch.get_num_threads() slices.
+def run_split(kernel: Callable[..., None], *args: np.ndarray | bool, threads: int | None = None) -> None:
+    """kernel(*args) over the batch (the first dim of every array) split into ``threads`` slices (default
+    torch.get_num_threads()).
 
     One slice runs on the calling thread, the others on pool threads; the kernels release the GIL.
     """
     batch = next(a.shape[0] for a in args if isinstance(a, np.ndarray))
-    threads = min(torch.get_num_threads(), batch)
+    threads = min(threads or torch.get_num_threads(), batch)
     if threads == 1:
         kernel(*args)
         return
@@ -249,3 +251,22 @@ def run_split(kernel: Callable[..., None], *args: np.ndarray | bool) -> None:
     kernel(*part(0))
     for future in pending:
         future.result()
+
+
+@contextlib.contextmanager
+def torch_on_one_thread() -> Iterator[int]:
+    """Inside the block torch runs on one thread; yields the thread count it had, for `run_split`.
+
+    After each parallel region torch's OpenMP threads spin for a while on the cores that `run_split`'s pool
+    threads need, so a step whose small products run on all threads right before (or after) its split kernels
+    loses most of the split. Process-global like torch.set_num_threads, restored on leaving.
+    """
+    threads = torch.get_num_threads()
+    if threads == 1:
+        yield 1
+        return
+    torch.set_num_threads(1)
+    try:
+        yield threads
+    finally:
+        torch.set_num_threads(threads)
