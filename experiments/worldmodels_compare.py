@@ -118,11 +118,11 @@ def main(argv: list[str] | None = None) -> dict:
     for core, row in summary.items():
         per_run = ", ".join(_describe(r) for r in row["per_run"])
         spread = f"; over runs {row['run_mean_stderr']:.1f} s.e." if row["run_mean_stderr"] is not None else ""
-        if row["runs"] > 1 and row["round_means_over_runs"]:
-            spread += f"; rounds averaged over runs {' -> '.join(f'{m:.0f}' for m in row['round_means_over_runs'])}"
+        rounds = row["round_means_over_runs"] if row["runs"] > 1 else []
+        averaged = f"; rounds averaged over runs {' -> '.join(f'{m:.0f}' for m in rounds)}" if rounds else ""
         print(
             f"MDN-{core.upper()}: {row['real_mean']:.1f} +- {row['real_std']:.1f} over {row['episodes']} episodes "
-            f"of {row['runs']} tested controller(s): {per_run}{spread}"
+            f"of {row['runs']} tested controller(s): {per_run}{spread}{averaged}"
         )
     print("figures: " + ", ".join(str(f) for f in figures) + f"\nresult: {out}")
     return summary
