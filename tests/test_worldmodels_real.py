@@ -147,10 +147,12 @@ def test_speed_settings_are_validated(overrides, message):
         make_config(pipeline.WorldModelsConfig, pipeline.PRESETS, "fast", **overrides)
 
 
-def test_carracing_paper_preset_is_valid():
-    config = make_config(pipeline.WorldModelsConfig, pipeline.PRESETS, "carracing_paper")
+@pytest.mark.parametrize("preset", ["carracing_paper", "carracing_laptop"])
+def test_carracing_presets_are_valid(preset):
+    config = make_config(pipeline.WorldModelsConfig, pipeline.PRESETS, preset)
     assert (config.task, config.train_in, config.z_dim, config.hidden_size) == ("carracing", "real", 32, 256)
     assert not config.include_cell and config.final_controller == "best_check"
+    assert config.no_progress_steps > 0 and config.vae_rollouts <= config.rollouts
 
 
 def test_benchmark_smoke_measures_every_variant(tmp_path):
