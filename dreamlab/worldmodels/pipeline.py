@@ -324,9 +324,10 @@ PRESETS = {
         "final_controller": "best_check",
         "no_progress_steps": 100,
     },
-    # carracing_paper cut to ~2 h of a 2-core machine (--workers 2 --threads 2): 300 random rollouts, V for 5000
-    # steps at batch 64 and lr 1e-3, M for 3000 steps at batch 64, C evolved in the real game with a population of
-    # 32 x 2 episodes for 50 generations (real checks of 20 whole episodes every 10, the best re-tested on 100).
+    # carracing_paper cut to ~2.3 h of a 2-core machine (--workers 2 --threads 2; results/worldmodels/
+    # carracing_laptop_lstm.json, 422.6): 300 random rollouts, V for 5000 steps at batch 64 and lr 1e-3, M for 3000
+    # steps at batch 64, C evolved in the real game with a population of 32 x 2 episodes for 40 generations (real
+    # checks of 20 whole episodes every 10, the best re-tested on 100).
     "carracing_laptop": {
         "task": "carracing",
         "rollouts": 300,
@@ -341,7 +342,7 @@ PRESETS = {
         "include_cell": False,
         "population": 32,
         "trials": 2,
-        "generations": 50,
+        "generations": 40,
         "real_eval_every": 10,
         "real_eval_episodes": 20,
         "final_controller": "best_check",
