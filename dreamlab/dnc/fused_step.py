@@ -24,7 +24,9 @@ on the kernels' cores).
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import functools
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -94,10 +96,25 @@ class _Intermediates(NamedTuple):
     read_addressing: tuple[np.ndarray, np.ndarray, np.ndarray]  # content weightings, similarities, 1/|M_n|
 
 
+def _with_torch_on_one_thread(method: Callable[..., Any]) -> Callable[..., Any]:
+    """The autograd method with torch on one thread (`torch_on_one_thread`: the step's products are small, and torch's
+    idle OpenMP threads would spin on the kernels' cores); the thread count it had, which the kernels split the batch
+    over, is ``ctx.kernel_threads``."""
+
+    @functools.wraps(method)
+    def on_one_thread(ctx: FunctionCtx, *args: Tensor) -> Any:
+        with torch_on_one_thread() as threads:
+            ctx.kernel_threads = threads
+            return method(ctx, *args)
+
+    return on_one_thread
+
+
 class _FusedStep(torch.autograd.Function):
     """(projected input, W, W_xi, b_xi, h, c, M, r, w^r, w^w, u, L, p)_{t-1} -> (h, c, M, r, w^r, w^w, u, L, p)_t."""
 
     @staticmethod
+    @_with_torch_on_one_thread
     def forward(
         ctx: FunctionCtx,
         projected: Tensor,
@@ -114,96 +131,95 @@ class _FusedStep(torch.autograd.Function):
         prev_link: Tensor,
         prev_precedence: Tensor,
     ) -> tuple[Tensor, ...]:
-        # torch on one thread, the kernels split over its threads (see torch_on_one_thread): the products are small.
-        with torch_on_one_thread() as threads:
-            batch, slots, width = prev_memory.shape
-            heads, hidden = prev_read_weights.shape[1], prev_h.shape[1]
+        batch, slots, width = prev_memory.shape
+        heads, hidden = prev_read_weights.shape[1], prev_h.shape[1]
 
-            # Controller (Methods, "Controller network"): gates = W_x x_t + b + W [r_{t-1}; h_{t-1}] in torch.nn.LSTM's
-            # (i, f, g, o) layout; then the interface vector xi_t = W_xi h_t + b_xi, raw.
-            controller_input = torch.cat([prev_read_vectors.reshape(batch, -1), prev_h], dim=1)
-            gates = torch.addmm(projected, controller_input, recurrent_weight.t())
-            activated = torch.sigmoid(gates)
-            activated[:, 2 * hidden : 3 * hidden] = torch.tanh(gates[:, 2 * hidden : 3 * hidden])
-            input_gate, forget_gate, cell_gate, output_gate = activated.chunk(4, dim=1)
-            c = torch.addcmul(forget_gate * prev_c, input_gate, cell_gate)
-            tanh_c = torch.tanh(c)
-            h = output_gate * tanh_c
-            raw = torch.addmm(interface_bias, h, interface_weight.t())
+        # Controller (Methods, "Controller network"): gates = W_x x_t + b + W [r_{t-1}; h_{t-1}] in torch.nn.LSTM's
+        # (i, f, g, o) layout; then the interface vector xi_t = W_xi h_t + b_xi, raw.
+        controller_input = torch.cat([prev_read_vectors.reshape(batch, -1), prev_h], dim=1)
+        gates = torch.addmm(projected, controller_input, recurrent_weight.t())
+        activated = torch.sigmoid(gates)
+        activated[:, 2 * hidden : 3 * hidden] = torch.tanh(gates[:, 2 * hidden : 3 * hidden])
+        input_gate, forget_gate, cell_gate, output_gate = activated.chunk(4, dim=1)
+        c = torch.addcmul(forget_gate * prev_c, input_gate, cell_gate)
+        tanh_c = torch.tanh(c)
+        h = output_gate * tanh_c
+        raw = torch.addmm(interface_bias, h, interface_weight.t())
 
-            # Interface activations and memory access (Methods), one numba call: `step_kernels.access_forward`.
-            dtype = raw.numpy().dtype
-            eps, one, floor = _scalars(dtype)
+        # Interface activations and memory access (Methods), one numba call: `step_kernels.access_forward`.
+        dtype = raw.numpy().dtype
+        eps, one, floor = _scalars(dtype)
 
-            def empty(*shape: int) -> np.ndarray:
-                return np.empty(shape, dtype=dtype)
+        def empty(*shape: int) -> np.ndarray:
+            return np.empty(shape, dtype=dtype)
 
-            interface = (
-                empty(batch, HEADS, width),  # padded read keys
-                empty(batch, HEADS),  # padded read strengths
-                empty(batch, width),  # write key
-                empty(batch),  # write strength
-                empty(batch, width),  # erase
-                empty(batch, width),  # write vector
-                empty(batch, heads),  # free gates
-                empty(batch),  # allocation gate
-                empty(batch),  # write gate
-                empty(batch, HEADS, 3),  # padded read modes
-            )
-            padded_prev_read_weights, keep = empty(batch, HEADS, slots), empty(batch, slots)
-            usage, write_weights, precedence = (prev_usage.new_empty(batch, slots) for _ in range(3))
-            allocation, free_list = empty(batch, slots), np.empty((batch, slots), dtype=np.int64)
-            write_addressing = (empty(batch, slots), empty(batch, slots), empty(batch, slots))  # content, D, 1/|M_n|
-            memory = MEMORY_BUFFERS.empty((batch, slots, width), prev_memory.dtype)
-            link = LINK_BUFFERS.empty((batch, slots, slots), prev_memory.dtype)
-            directional = (empty(batch, HEADS, slots), empty(batch, HEADS, slots))  # f_t, b_t
-            read_addressing = (empty(batch, HEADS, slots), empty(batch, HEADS, slots), empty(batch, slots))
-            read_weights, read_vectors = (
-                prev_memory.new_empty(batch, HEADS, slots),
-                prev_memory.new_empty(batch, HEADS, width),
-            )
-            prev = [t.contiguous() for t in (prev_memory, prev_read_weights, prev_write_weights, prev_usage, prev_link)]
-            prev_precedence = prev_precedence.contiguous()
-            run_split(
-                access_forward,
-                raw.numpy(),
-                *(t.numpy() for t in (*prev, prev_precedence)),
-                eps,
-                one,
-                floor,
-                *interface,
-                padded_prev_read_weights,
-                keep,
-                usage.numpy(),
-                allocation,
-                free_list,
-                *write_addressing,
-                write_weights.numpy(),
-                memory.numpy(),
-                link.numpy(),
-                *directional,
-                *read_addressing,
-                read_weights.numpy(),
-                read_vectors.numpy(),
-                precedence.numpy(),
-                threads=threads,
-            )
-            # Tensors for autograd's checks (inputs, outputs); the kernels' own intermediates as arrays.
-            ctx.save_for_backward(
-                recurrent_weight, interface_weight, prev_c, *prev, prev_precedence, controller_input, activated,
-                tanh_c, h, raw, usage, write_weights, memory, read_weights,
-            )  # fmt: skip
-            ctx.intermediates = _Intermediates(
-                interface, padded_prev_read_weights, keep, allocation, free_list, write_addressing, directional,
-                read_addressing,
-            )  # fmt: skip
-            ctx.bias_shape = interface_bias.shape
-            if heads < HEADS:
-                read_vectors, read_weights = read_vectors[:, :heads].contiguous(), read_weights[:, :heads].contiguous()
-            return h, c, memory, read_vectors, read_weights, write_weights, usage, link, precedence
+        interface = (
+            empty(batch, HEADS, width),  # padded read keys
+            empty(batch, HEADS),  # padded read strengths
+            empty(batch, width),  # write key
+            empty(batch),  # write strength
+            empty(batch, width),  # erase
+            empty(batch, width),  # write vector
+            empty(batch, heads),  # free gates
+            empty(batch),  # allocation gate
+            empty(batch),  # write gate
+            empty(batch, HEADS, 3),  # padded read modes
+        )
+        padded_prev_read_weights, keep = empty(batch, HEADS, slots), empty(batch, slots)
+        usage, write_weights, precedence = (prev_usage.new_empty(batch, slots) for _ in range(3))
+        allocation, free_list = empty(batch, slots), np.empty((batch, slots), dtype=np.int64)
+        write_addressing = (empty(batch, slots), empty(batch, slots), empty(batch, slots))  # content, D, 1/|M_n|
+        memory = MEMORY_BUFFERS.empty((batch, slots, width), prev_memory.dtype)
+        link = LINK_BUFFERS.empty((batch, slots, slots), prev_memory.dtype)
+        directional = (empty(batch, HEADS, slots), empty(batch, HEADS, slots))  # f_t, b_t
+        read_addressing = (empty(batch, HEADS, slots), empty(batch, HEADS, slots), empty(batch, slots))
+        read_weights, read_vectors = (
+            prev_memory.new_empty(batch, HEADS, slots),
+            prev_memory.new_empty(batch, HEADS, width),
+        )
+        prev = [t.contiguous() for t in (prev_memory, prev_read_weights, prev_write_weights, prev_usage, prev_link)]
+        prev_precedence = prev_precedence.contiguous()
+        run_split(
+            access_forward,
+            raw.numpy(),
+            *(t.numpy() for t in (*prev, prev_precedence)),
+            eps,
+            one,
+            floor,
+            *interface,
+            padded_prev_read_weights,
+            keep,
+            usage.numpy(),
+            allocation,
+            free_list,
+            *write_addressing,
+            write_weights.numpy(),
+            memory.numpy(),
+            link.numpy(),
+            *directional,
+            *read_addressing,
+            read_weights.numpy(),
+            read_vectors.numpy(),
+            precedence.numpy(),
+            threads=ctx.kernel_threads,
+        )
+        # Tensors for autograd's checks (inputs, outputs); the kernels' own intermediates as arrays.
+        ctx.save_for_backward(
+            recurrent_weight, interface_weight, prev_c, *prev, prev_precedence, controller_input, activated,
+            tanh_c, h, raw, usage, write_weights, memory, read_weights,
+        )  # fmt: skip
+        ctx.intermediates = _Intermediates(
+            interface, padded_prev_read_weights, keep, allocation, free_list, write_addressing, directional,
+            read_addressing,
+        )  # fmt: skip
+        ctx.bias_shape = interface_bias.shape
+        if heads < HEADS:
+            read_vectors, read_weights = read_vectors[:, :heads].contiguous(), read_weights[:, :heads].contiguous()
+        return h, c, memory, read_vectors, read_weights, write_weights, usage, link, precedence
 
     @staticmethod
     @once_differentiable
+    @_with_torch_on_one_thread
     def backward(
         ctx: FunctionCtx,
         grad_h: Tensor,
@@ -216,82 +232,81 @@ class _FusedStep(torch.autograd.Function):
         grad_link: Tensor,
         grad_precedence: Tensor,
     ) -> tuple[Tensor | None, ...]:
-        with torch_on_one_thread() as threads:
-            (
-                recurrent_weight, interface_weight, prev_c, prev_memory, prev_read_weights, prev_write_weights,
-                prev_usage, prev_link, prev_precedence, controller_input, activated, tanh_c, h, raw, usage,
-                write_weights, memory, padded_read_weights,
-            ) = ctx.saved_tensors  # fmt: skip
-            batch, slots, width = prev_memory.shape
-            heads = prev_read_weights.shape[1]
-            eps, one, floor = _scalars(raw.numpy().dtype)
-            need = ctx.needs_input_grad
+        (
+            recurrent_weight, interface_weight, prev_c, prev_memory, prev_read_weights, prev_write_weights,
+            prev_usage, prev_link, prev_precedence, controller_input, activated, tanh_c, h, raw, usage,
+            write_weights, memory, padded_read_weights,
+        ) = ctx.saved_tensors  # fmt: skip
+        batch, slots, width = prev_memory.shape
+        heads = prev_read_weights.shape[1]
+        eps, one, floor = _scalars(raw.numpy().dtype)
+        need = ctx.needs_input_grad
 
-            grad_raw = torch.empty_like(raw)
-            grad_prev_memory = MEMORY_BUFFERS.empty((batch, slots, width), prev_memory.dtype)
-            grad_memory_total = MEMORY_BUFFERS.empty((batch, slots, width), prev_memory.dtype)
-            # A free pooled buffer for dLoss/dL_{t-1}, never grad_link itself (a hook on L_t may keep it); unasked
-            # for, the kernel gets prev_link in its place and leaves it alone.
-            grad_prev_link = LINK_BUFFERS.empty((batch, slots, slots), prev_memory.dtype) if need[11] else prev_link
-            grad_prev_read_weights = torch.empty_like(prev_read_weights)
-            grad_prev_write_weights, grad_prev_usage, grad_prev_precedence = (
-                torch.empty_like(prev_usage) for _ in range(3)
-            )
-            grads = [t.contiguous().numpy() for t in (grad_memory, grad_read_vectors, grad_read_weights)]
-            grads += [t.contiguous().numpy() for t in (grad_write_weights, grad_usage, grad_link, grad_precedence)]
-            grads[1], grads[2] = _padded(grads[1]), _padded(grads[2])
-            saved = ctx.intermediates
-            run_split(
-                access_backward,
-                *grads,
-                raw.numpy(),
-                *(t.numpy() for t in (prev_memory, prev_read_weights, prev_write_weights, prev_usage, prev_link)),
-                prev_precedence.numpy(),
-                *saved.interface,
-                saved.padded_prev_read_weights,
-                saved.keep,
-                usage.numpy(),
-                saved.allocation,
-                saved.free_list,
-                *saved.write_addressing,
-                write_weights.numpy(),
-                memory.numpy(),
-                *saved.directional,
-                *saved.read_addressing,
-                _padded(padded_read_weights.numpy()),
-                eps,
-                one,
-                floor,
-                bool(need[11]),
-                grad_raw.numpy(),
-                grad_prev_memory.numpy(),
-                grad_prev_read_weights.numpy(),
-                grad_prev_write_weights.numpy(),
-                grad_prev_usage.numpy(),
-                grad_prev_link.numpy(),
-                grad_prev_precedence.numpy(),
-                grad_memory_total.numpy(),
-                threads=threads,
-            )
+        grad_raw = torch.empty_like(raw)
+        grad_prev_memory = MEMORY_BUFFERS.empty((batch, slots, width), prev_memory.dtype)
+        grad_memory_total = MEMORY_BUFFERS.empty((batch, slots, width), prev_memory.dtype)
+        # A free pooled buffer for dLoss/dL_{t-1}, never grad_link itself (a hook on L_t may keep it); unasked
+        # for, the kernel gets prev_link in its place and leaves it alone.
+        grad_prev_link = LINK_BUFFERS.empty((batch, slots, slots), prev_memory.dtype) if need[11] else prev_link
+        grad_prev_read_weights = torch.empty_like(prev_read_weights)
+        grad_prev_write_weights, grad_prev_usage, grad_prev_precedence = (
+            torch.empty_like(prev_usage) for _ in range(3)
+        )
+        grads = [t.contiguous().numpy() for t in (grad_memory, grad_read_vectors, grad_read_weights)]
+        grads += [t.contiguous().numpy() for t in (grad_write_weights, grad_usage, grad_link, grad_precedence)]
+        grads[1], grads[2] = _padded(grads[1]), _padded(grads[2])
+        saved = ctx.intermediates
+        run_split(
+            access_backward,
+            *grads,
+            raw.numpy(),
+            *(t.numpy() for t in (prev_memory, prev_read_weights, prev_write_weights, prev_usage, prev_link)),
+            prev_precedence.numpy(),
+            *saved.interface,
+            saved.padded_prev_read_weights,
+            saved.keep,
+            usage.numpy(),
+            saved.allocation,
+            saved.free_list,
+            *saved.write_addressing,
+            write_weights.numpy(),
+            memory.numpy(),
+            *saved.directional,
+            *saved.read_addressing,
+            _padded(padded_read_weights.numpy()),
+            eps,
+            one,
+            floor,
+            bool(need[11]),
+            grad_raw.numpy(),
+            grad_prev_memory.numpy(),
+            grad_prev_read_weights.numpy(),
+            grad_prev_write_weights.numpy(),
+            grad_prev_usage.numpy(),
+            grad_prev_link.numpy(),
+            grad_prev_precedence.numpy(),
+            grad_memory_total.numpy(),
+            threads=ctx.kernel_threads,
+        )
 
-            # Controller: h = o tanh(c), c = f c_{t-1} + i g, then the two products.
-            grad_h_total = torch.addmm(grad_h, grad_raw, interface_weight)
-            grad_gates, grad_prev_c = torch.empty_like(activated), torch.empty_like(prev_c)
-            arrays = (grad_h_total, grad_c.contiguous(), activated, tanh_c, prev_c.contiguous())
-            lstm_backward(*(t.numpy() for t in arrays), one, grad_gates.numpy(), grad_prev_c.numpy())
-            grad_controller_input = grad_gates.mm(recurrent_weight)
-            return (
-                grad_gates,
-                grad_gates.t().mm(controller_input) if need[1] else None,
-                grad_raw.t().mm(h) if need[2] else None,
-                grad_raw.sum(0) if len(ctx.bias_shape) == 1 else grad_raw,
-                grad_controller_input[:, heads * width :],
-                grad_prev_c,
-                grad_prev_memory,
-                grad_controller_input[:, : heads * width].reshape(batch, heads, width),
-                grad_prev_read_weights,
-                grad_prev_write_weights,
-                grad_prev_usage,
-                grad_prev_link if need[11] else None,
-                grad_prev_precedence,
-            )
+        # Controller: h = o tanh(c), c = f c_{t-1} + i g, then the two products.
+        grad_h_total = torch.addmm(grad_h, grad_raw, interface_weight)
+        grad_gates, grad_prev_c = torch.empty_like(activated), torch.empty_like(prev_c)
+        arrays = (grad_h_total, grad_c.contiguous(), activated, tanh_c, prev_c.contiguous())
+        lstm_backward(*(t.numpy() for t in arrays), one, grad_gates.numpy(), grad_prev_c.numpy())
+        grad_controller_input = grad_gates.mm(recurrent_weight)
+        return (
+            grad_gates,
+            grad_gates.t().mm(controller_input) if need[1] else None,
+            grad_raw.t().mm(h) if need[2] else None,
+            grad_raw.sum(0) if len(ctx.bias_shape) == 1 else grad_raw,
+            grad_controller_input[:, heads * width :],
+            grad_prev_c,
+            grad_prev_memory,
+            grad_controller_input[:, : heads * width].reshape(batch, heads, width),
+            grad_prev_read_weights,
+            grad_prev_write_weights,
+            grad_prev_usage,
+            grad_prev_link if need[11] else None,
+            grad_prev_precedence,
+        )
